@@ -1,0 +1,24 @@
+"""HAT and AdaHAT for Avalanche.
+
+- :class:`HAT`, :class:`AdaHAT`: ``SupervisedTemplate`` strategies;
+- :class:`HATPlugin`, :class:`AdaHATPlugin`: the same as plugins for any strategy;
+- :mod:`avalanche_adahat.models`: HAT backbones;
+- :mod:`avalanche_adahat.functional`: the formulas, as pure tensor functions.
+"""
+
+from .masking import CoveredParameter, HATMask, HATModule
+from .plugins import AdaHATPlugin, HATPlugin
+from .strategies import HAT, AdaHAT
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "AdaHAT",
+    "AdaHATPlugin",
+    "CoveredParameter",
+    "HAT",
+    "HATMask",
+    "HATModule",
+    "HATPlugin",
+    "__version__",
+]

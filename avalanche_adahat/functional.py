@@ -1,0 +1,220 @@
+"""Pure tensor maths of HAT and AdaHAT.
+
+Every function here is a direct transcription of one formula of the HAT paper
+(Serra et al., ICML 2018) or the AdaHAT paper (Wang et al., ECML PKDD 2024);
+the docstrings name the equation. Nothing here knows about Avalanche or modules.
+
+The *unit-wise* functions return one value per output unit of a layer. A
+parameter-wise rate is obtained from two unit-wise vectors by an outer ``max``
+(:func:`outer_max`): for a weight between input unit ``j`` and output unit ``i``
+the parameter-wise measure is ``min(u_out[i], u_in[j])`` (SPEC §3), and every
+rate below is a decreasing function of that measure, so the rate of the
+``min`` is the ``max`` of the rates.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "ADJUSTMENT_MODES",
+    "ADAHAT_MODES",
+    "HAT_MODES",
+    "INIT_MODES",
+    "REG_MODES",
+    "annealed_scale",
+    "compensate_embedding_grad",
+    "gate",
+    "mean_outer_max",
+    "network_sparsity",
+    "outer_max",
+    "random_rates",
+    "sparsity_regularization",
+    "unit_counts",
+    "unit_rates",
+    "adahat_r",
+]
+
+HAT_MODES = ("hat", "hat_random", "hat_const_alpha", "hat_const_1")
+ADAHAT_MODES = ("adahat", "adahat_no_sum", "adahat_no_reg")
+ADJUSTMENT_MODES = HAT_MODES + ADAHAT_MODES
+REG_MODES = ("original", "cross")
+INIT_MODES = ("N01", "U-11", "U01", "U-10", "last")
+
+
+def annealed_scale(batch: int, num_batches: int, s_max: float) -> float:
+    """HAT Eq. 3: ``s = 1/s_max + (s_max - 1/s_max) (b - 1) / (B - 1)``.
+
+    ``batch`` is 1-based (``1..num_batches``); with a single batch ``s = s_max``.
+    """
+    if not 1 <= batch <= num_batches:
+        raise ValueError(f"batch must be in 1..num_batches={num_batches} (1-based), got {batch}")
+    if num_batches == 1:
+        return float(s_max)
+    return 1.0 / s_max + (s_max - 1.0 / s_max) * (batch - 1) / (num_batches - 1)
+
+
+def gate(embedding: Tensor, s: float) -> Tensor:
+    """HAT Eq. 1: the soft attention ``m = sigmoid(s * e)``."""
+    return torch.sigmoid(s * embedding)
+
+
+def compensate_embedding_grad(
+    grad: Tensor, embedding: Tensor, s: float, s_max: float, clamp_threshold: float
+) -> Tensor:
+    """HAT Sec. 2.5: scale an embedding gradient in place and return it.
+
+    ``grad *= s_max / s * (cosh(clamp(s e, -c, c)) + 1) / (cosh(e) + 1)``.
+    """
+    num = torch.cosh(torch.clamp(s * embedding, -clamp_threshold, clamp_threshold)) + 1
+    den = torch.cosh(embedding) + 1
+    return grad.mul_(num.div_(den).mul_(s_max / s))
+
+
+def _guarded_ratio(num: Tensor, den: float, min_units: int) -> Tensor:
+    """``num / den``, taken as 0 when ``den`` counts ``min_units`` units or fewer."""
+    if den <= min_units:
+        return num.new_zeros(())
+    return num / den
+
+
+def unit_counts(cumulative_masks: list[Tensor]) -> list[tuple[float, float]]:
+    """``(free, used)`` unit counts per layer; fixed for a whole task, computed once."""
+    return [(float(c.numel() - c.sum().item()), float(c.sum().item())) for c in cumulative_masks]
+
+
+def network_sparsity(
+    soft_masks: list[Tensor],
+    cumulative_masks: list[Tensor],
+    mode: str = "original",
+    min_units: int = 10,
+    counts: list[tuple[float, float]] | None = None,
+) -> tuple[Tensor, list[Tensor]]:
+    """HAT Sec. 2.6 mask sparsity, returning ``(total_ratio, per_layer_ratios)``.
+
+    ``original``: ``Σ_l Σ_i m(1-M) / Σ_l Σ_i (1-M)`` and per layer
+    ``R_l = Σ_i m(1-M) / Σ_i (1-M)``.
+    ``cross``: the average of the original ratio and the reuse term
+    ``1 - Σ m M / Σ M`` (all layers together for the total, per layer for ``R_l``).
+    A ratio whose denominator counts ``min_units`` units or fewer is 0 (the
+    reference's guard); a zero denominator can therefore never be divided by.
+    The denominators depend only on the cumulative masks: pass ``counts`` from
+    :func:`unit_counts` (once per task) to avoid a device sync per call.
+    """
+    if mode not in REG_MODES:
+        raise ValueError(f"mask_sparsity_reg_mode must be one of {REG_MODES}, got {mode!r}")
+    free_num = [(m * (1 - c)).sum() for m, c in zip(soft_masks, cumulative_masks)]
+    counts = unit_counts(cumulative_masks) if counts is None else counts
+    free_den = [free for free, _ in counts]
+    per_layer = [_guarded_ratio(n, d, min_units) for n, d in zip(free_num, free_den)]
+    total = _guarded_ratio(torch.stack(free_num).sum(), sum(free_den), min_units)
+    if mode == "cross":
+        used_num = [(m * c).sum() for m, c in zip(soft_masks, cumulative_masks)]
+        used_den = [used for _, used in counts]
+        reuse = [_reuse_term(n, d, min_units) for n, d in zip(used_num, used_den)]
+        per_layer = [(a + b) / 2 for a, b in zip(per_layer, reuse)]
+        total = (total + _reuse_term(torch.stack(used_num).sum(), sum(used_den), min_units)) / 2
+    return total, per_layer
+
+
+def _reuse_term(num: Tensor, den: float, min_units: int) -> Tensor:
+    """Cross-mode reuse term ``1 - Σ m M / Σ M``; 0 until more than ``min_units`` are used."""
+    if den <= min_units:
+        return num.new_zeros(())
+    return 1 - num / den
+
+
+def sparsity_regularization(
+    soft_masks: list[Tensor],
+    cumulative_masks: list[Tensor],
+    factor: float,
+    mode: str = "original",
+    min_units: int = 10,
+    counts: list[tuple[float, float]] | None = None,
+) -> Tensor:
+    """HAT Eq. 5 regulariser ``factor * total_ratio`` of :func:`network_sparsity`."""
+    total, _ = network_sparsity(soft_masks, cumulative_masks, mode, min_units, counts)
+    return factor * total
+
+
+def adahat_r(
+    adjustment_intensity: float, sparsity: Tensor | float, epsilon: float
+) -> Tensor | float:
+    """AdaHAT Eq. 9: ``r_l = alpha / (epsilon + R_l)``."""
+    return adjustment_intensity / (epsilon + sparsity)
+
+
+def unit_rates(
+    mode: str,
+    cumulative: Tensor,
+    summative: Tensor,
+    *,
+    r: Tensor | float = 1.0,
+    alpha: float | None = None,
+    num_previous_tasks: int = 0,
+) -> Tensor:
+    """Adjustment rate as a function of one unit's measures (SPEC §3).
+
+    The rate of a parameter is :func:`outer_max` of the rates of its output and
+    input units. ``r`` is AdaHAT's ``r_l`` of the layer that owns the parameter.
+
+    - ``hat``: ``1 - M`` (HAT Eq. 2);
+    - ``hat_const_alpha``: ``alpha`` where ``M = 1``, else 1;
+    - ``hat_const_1``: 1;
+    - ``adahat`` / ``adahat_no_reg``: ``r / (S + r)`` (AdaHAT Eq. 8);
+    - ``adahat_no_sum``: ``r / (n + r)`` where ``M = 1``, else 1, ``n`` earlier tasks.
+
+    ``hat_random`` draws per parameter and is handled by :func:`random_rates`;
+    here it returns ``1 - M``, the 0/1 indicator of free units.
+    """
+    if mode in ("hat", "hat_random"):
+        return 1 - cumulative
+    if mode == "hat_const_alpha":
+        if alpha is None:
+            raise ValueError("adjustment_mode='hat_const_alpha' needs alpha")
+        return 1 - cumulative * (1 - alpha)
+    if mode == "hat_const_1":
+        return torch.ones_like(cumulative)
+    if mode in ("adahat", "adahat_no_reg"):
+        return r / (summative + r)
+    if mode == "adahat_no_sum":
+        if num_previous_tasks == 0:
+            return torch.ones_like(cumulative)
+        return 1 - cumulative * (1 - r / (num_previous_tasks + r))
+    raise ValueError(f"adjustment_mode must be one of {ADJUSTMENT_MODES}, got {mode!r}")
+
+
+def outer_max(out_rate: Tensor, in_rate: Tensor | None, shape: torch.Size) -> Tensor:
+    """Parameter-wise rate of a parameter of ``shape`` from unit-wise rates.
+
+    ``out_rate`` indexes dim 0, ``in_rate`` (if given) dim 1; further dims (a
+    convolution's kernel) broadcast. The result broadcasts against ``shape``
+    and is parameter-sized only when ``in_rate`` is given.
+    """
+    tail = [1] * (len(shape) - 1)
+    out_view = out_rate.view(-1, *tail)
+    if in_rate is None:
+        return out_view
+    return torch.maximum(out_view, in_rate.view(1, -1, *tail[1:]))
+
+
+def mean_outer_max(out_rate: Tensor, in_rate: Tensor | None) -> tuple[Tensor, int]:
+    """``(Σ_ij max(out_i, in_j), count)`` without building the outer matrix.
+
+    With ``in`` sorted, ``Σ_j max(x, in_j) = x·#{in_j < x} + Σ_{in_j ≥ x} in_j``;
+    O((n + m) log m). Used for network capacity (AdaHAT Sec. 4.1).
+    """
+    if in_rate is None:
+        return out_rate.sum(), out_rate.numel()
+    y, _ = torch.sort(in_rate.flatten())
+    tail = torch.flip(torch.cumsum(torch.flip(y, [0]), 0), [0])  # tail[k] = Σ_{j≥k} y_j
+    tail = torch.cat([tail, tail.new_zeros(1)])
+    below = torch.searchsorted(y, out_rate.flatten().contiguous(), right=False)
+    total = (out_rate.flatten() * below).sum() + tail[below].sum()
+    return total, out_rate.numel() * y.numel()
+
+
+def random_rates(free: Tensor) -> Tensor:
+    """``hat_random``: uniform(0, 1) where the parameter is used (``free == 0``), 1 elsewhere."""
+    return torch.where(free > 0, torch.ones_like(free), torch.rand_like(free))

@@ -1,0 +1,193 @@
+"""The HAT mask mechanism: per-task embeddings, stored binary masks, cumulative
+and summative masks, and the map from each backbone parameter to its units.
+
+A :class:`HATMask` sits on the output units (features or channels) of one
+weighted layer. A backbone (:class:`HATModule`) owns an ordered list of them and
+declares, for every parameter it wants protected, which mask indexes its output
+dimension and which (if any) its input dimension (:class:`CoveredParameter`).
+Everything that must survive a checkpoint lives in parameters or buffers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from avalanche.benchmarks.scenarios import CLExperience
+from avalanche.models import MultiTaskModule
+from torch import Tensor, nn
+
+from .functional import INIT_MODES, gate
+
+__all__ = ["CoveredParameter", "HATMask", "HATModule", "init_embedding"]
+
+
+def init_embedding(embedding: Tensor, mode: str, previous: Tensor | None = None) -> Tensor:
+    """Fill ``embedding`` in place following ``task_embedding_init_mode`` (SPEC §1)."""
+    with torch.no_grad():
+        if mode == "N01":
+            embedding.normal_(0.0, 1.0)
+        elif mode == "U-11":
+            embedding.uniform_(-1.0, 1.0)
+        elif mode == "U01":
+            embedding.uniform_(0.0, 1.0)
+        elif mode == "U-10":
+            embedding.uniform_(-1.0, 0.0)
+        elif mode == "last":
+            if previous is None:
+                embedding.normal_(0.0, 1.0)  # first task: nothing to inherit
+            else:
+                embedding.copy_(previous)
+        else:
+            raise ValueError(f"task_embedding_init_mode must be one of {INIT_MODES}, got {mode!r}")
+    return embedding
+
+
+class HATMask(nn.Module):
+    """Attention on the ``num_units`` output units of one layer, for every task.
+
+    - ``embeddings[str(t)]``: the task embedding ``e^t`` (a parameter);
+    - buffer ``mask_T{t}``: the stored binary mask ``M^t = 1[e^t > 0]``;
+    - buffer ``cumulative``: ``M^{<t} = max_τ M^τ`` (HAT);
+    - buffer ``summative``: ``S^{<t} = Σ_τ M^τ`` (AdaHAT Eq. 7).
+    """
+
+    def __init__(self, num_units: int):
+        super().__init__()
+        if num_units <= 0:
+            raise ValueError(f"num_units must be positive, got {num_units}")
+        self.num_units = num_units
+        self.embeddings = nn.ParameterDict()
+        self.register_buffer("cumulative", torch.zeros(num_units))
+        self.register_buffer("summative", torch.zeros(num_units))
+
+    def extra_repr(self) -> str:
+        return f"num_units={self.num_units}, tasks={list(self.embeddings.keys())}"
+
+    def has_embedding(self, task_label: int) -> bool:
+        return str(task_label) in self.embeddings
+
+    def is_stored(self, task_label: int) -> bool:
+        return hasattr(self, f"mask_T{task_label}")
+
+    def stored_mask(self, task_label: int) -> Tensor:
+        """``M^t``: the binary mask stored when task ``t`` finished."""
+        return getattr(self, f"mask_T{task_label}")
+
+    def add_task(self, task_label: int, init_mode: str) -> None:
+        """Create ``e^t`` for a new task label (``last`` copies the newest one)."""
+        previous = None
+        if len(self.embeddings) > 0:
+            previous = self.embeddings[list(self.embeddings.keys())[-1]].detach()
+        like = self.cumulative
+        e = torch.empty(self.num_units, device=like.device, dtype=like.dtype)
+        self.embeddings[str(task_label)] = nn.Parameter(init_embedding(e, init_mode, previous))
+
+    def soft(self, task_label: int, s: float) -> Tensor:
+        """``m^t = sigmoid(s e^t)`` (HAT Eq. 1)."""
+        return gate(self.embeddings[str(task_label)], s)
+
+    @torch.no_grad()
+    def store(self, task_label: int) -> Tensor:
+        """Store ``M^t = 1[e^t > 0]`` and fold it into the cumulative and summative masks."""
+        mask = (self.embeddings[str(task_label)] > 0).to(self.cumulative.dtype)
+        self.register_buffer(f"mask_T{task_label}", mask.clone())
+        torch.maximum(self.cumulative, mask, out=self.cumulative)
+        self.summative.add_(mask)
+        return mask
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Create the per-task entries a checkpoint has and this fresh module lacks,
+        # so a state_dict saved after several tasks loads into a new backbone.
+        for key, value in state_dict.items():
+            if not key.startswith(prefix):
+                continue
+            name = key[len(prefix) :]
+            if name.startswith("mask_T") and not hasattr(self, name):
+                self.register_buffer(name, torch.zeros_like(value))
+            elif name.startswith("embeddings.") and name.count(".") == 1:
+                label = name.split(".", 1)[1]
+                if label not in self.embeddings:
+                    self.embeddings[label] = nn.Parameter(torch.zeros_like(value))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+@dataclass(frozen=True, eq=False)
+class CoveredParameter:
+    """A backbone parameter protected by the gradient adjustment (SPEC §3).
+
+    ``out_mask`` indexes dimension 0 of ``param``; ``in_mask`` (``None`` for the
+    first layer and for biases) indexes dimension 1, each of its units covering
+    ``in_repeat`` consecutive input features (``H*W`` for a Linear after a conv).
+    """
+
+    name: str
+    param: nn.Parameter
+    out_mask: HATMask
+    in_mask: HATMask | None = None
+    in_repeat: int = 1
+
+    def expand_in(self, unit_values: Tensor) -> Tensor:
+        """Map unit values of ``in_mask`` to the parameter's input features."""
+        if self.in_repeat == 1:
+            return unit_values
+        return unit_values.repeat_interleave(self.in_repeat)
+
+
+class HATModule(MultiTaskModule):
+    """Base class of backbones with HAT masks (an Avalanche ``MultiTaskModule``).
+
+    Subclasses register :class:`HATMask` modules, apply :meth:`task_gates` in
+    ``forward_single_task`` and list their protected parameters in
+    :meth:`covered_parameters`.
+
+    Gate used for task ``t`` (SPEC §1): the stored binary ``M^t`` once ``t`` has
+    finished; while ``t`` trains, ``sigmoid(hat_scale * e^t)`` in train mode and
+    ``sigmoid(s_max * e^t)`` in eval mode; no gate (all ones) for a task label
+    that was never trained. The training plugin sets ``hat_scale``, ``s_max``
+    and ``task_embedding_init_mode``.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.s_max: float = 400.0
+        self.hat_scale: float | None = None
+        self.task_embedding_init_mode: str = "N01"
+
+    def hat_masks(self) -> list[HATMask]:
+        """The masks in forward order."""
+        return [m for m in self.modules() if isinstance(m, HATMask)]
+
+    def covered_parameters(self) -> list[CoveredParameter]:
+        raise NotImplementedError
+
+    def trained_tasks(self) -> list[int]:
+        """Task labels whose masks are stored, in training order."""
+        first = self.hat_masks()[0]
+        return [int(k) for k in first.embeddings.keys() if first.is_stored(int(k))]
+
+    def adaptation(self, experience: CLExperience) -> None:
+        """Add task embeddings for new task labels seen in training."""
+        super().adaptation(experience)
+        if not self.training:
+            return
+        for task_label in sorted(set(experience.task_labels)):
+            for mask in self.hat_masks():
+                if not mask.has_embedding(task_label):
+                    mask.add_task(task_label, self.task_embedding_init_mode)
+
+    def task_gates(self, task_label: int) -> list[Tensor] | None:
+        """The per-layer gates for ``task_label`` (see the class docstring)."""
+        masks = self.hat_masks()
+        if masks[0].is_stored(task_label):
+            return [m.stored_mask(task_label) for m in masks]
+        if not masks[0].has_embedding(task_label):
+            return None
+        s = self.hat_scale if (self.training and self.hat_scale is not None) else self.s_max
+        return [m.soft(task_label, s) for m in masks]
+
+    @torch.no_grad()
+    def store_task_masks(self, task_label: int) -> None:
+        """End of task ``t``: store ``M^t``, update ``M^{<t}`` and ``S^{<t}``."""
+        for mask in self.hat_masks():
+            mask.store(task_label)

@@ -1,0 +1,5 @@
+"""Ready HAT backbones (Avalanche ``MultiTaskModule``s)."""
+
+from .mlp import HATMLP
+
+__all__ = ["HATMLP"]

@@ -1,0 +1,429 @@
+"""Avalanche plugins running HAT and AdaHAT inside any ``SupervisedTemplate``.
+
+Each hook does one thing (SPEC §5 gives the order inside an iteration):
+
+- ``before_training``: check the model, hand it ``s_max`` and the init mode;
+- ``before_training_exp``: check the task label, reset the optimizer state,
+  prepare the rate factors that are fixed for the whole task;
+- ``before_training_epoch`` / ``before_training_iteration``: anneal ``s`` (HAT Eq. 3);
+- ``before_backward``: add the mask sparsity regulariser (HAT Eq. 5);
+- ``before_update``: adjust backbone gradients (HAT Eq. 2 / AdaHAT Eq. 8),
+  compensate embedding gradients (HAT Sec. 2.5), clip;
+- ``after_update``: optional embedding clamp, ``protect="update"`` blending;
+- ``after_training_exp``: store ``M^t`` and update ``M^{<t}`` and ``S^{<t}``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import torch
+from avalanche.core import SupervisedPlugin
+from torch import Tensor
+
+from . import functional as F
+from .masking import CoveredParameter, HATModule
+
+__all__ = ["AdaHATPlugin", "HATPlugin"]
+
+PROTECT_MODES = ("gradient", "update")
+
+
+@dataclass(eq=False)
+class _UnitRates:
+    """Rates of one covered parameter as two unit-sized vectors (SPEC §3 identity)."""
+
+    covered: CoveredParameter
+    out_rate: Tensor
+    in_rate: Tensor | None
+
+    def full(self, random: bool = False) -> Tensor:
+        rate = F.outer_max(self.out_rate, self.in_rate, self.covered.param.shape)
+        return F.random_rates(rate.expand_as(self.covered.param)) if random else rate
+
+
+class HATPlugin(SupervisedPlugin):
+    """HAT (Serra et al., ICML 2018) as an Avalanche plugin.
+
+    The model must be a :class:`~avalanche_adahat.masking.HATModule` (for
+    example :class:`~avalanche_adahat.models.HATMLP`), and every training
+    experience must carry one task label not trained before.
+
+    :param adjustment_mode: how backbone gradients are adjusted (SPEC §3):
+        ``"hat"`` (HAT Eq. 2: zero on parameters used by earlier tasks),
+        ``"hat_random"`` (uniform(0, 1) there), ``"hat_const_alpha"``
+        (``alpha`` there), ``"hat_const_1"`` (no constraint). The AdaHAT
+        modes are available through :class:`AdaHATPlugin`.
+    :param s_max: maximum gate scale ``s_max`` (HAT Sec. 2.4). Default 400.
+    :param clamp_threshold: ``c`` of the embedding-gradient compensation
+        ``cosh(clamp(s e, -c, c))`` (HAT Sec. 2.5). Default 50.
+    :param mask_sparsity_reg_factor: weight of the mask sparsity regulariser
+        (HAT Eq. 5, ``c`` in the paper). Default 0.75 (HAT paper).
+    :param mask_sparsity_reg_mode: ``"original"`` (HAT Eq. 5) or ``"cross"``
+        (its average with a reward for reusing earlier tasks' units).
+    :param task_embedding_init_mode: initialisation of a new task's
+        embedding: ``"N01"``, ``"U-11"``, ``"U01"``, ``"U-10"`` or ``"last"``
+        (copy the previous task's embedding).
+    :param alpha: the constant rate of ``"hat_const_alpha"``, in [0, 1];
+        required by that mode and rejected by the others.
+    :param embedding_clamp: if set, clamp the training task's embedding to
+        ``[-embedding_clamp, embedding_clamp]`` after each step (the original
+        HAT code uses 6). Default ``None``: no clamp.
+    :param clip_grad_norm: if set, clip the gradient norm of all parameters
+        after the adjustment (the original HAT code uses 10000).
+    :param protect: ``"gradient"`` (default, as in the papers): the rate
+        multiplies the gradient before the optimizer step. ``"update"``: the
+        rate multiplies the change the optimizer made to each parameter, so
+        that protection means the same under momentum, weight decay and
+        adaptive optimizers (SPEC §6).
+    :param sparsity_guard_units: a sparsity ratio whose denominator counts
+        this many units or fewer is taken as 0 (the reference's guard). Default 10.
+    :param check_finite: raise ``FloatingPointError`` when the loss is NaN or
+        infinite, before it can corrupt parameters or masks (costs one device
+        sync per step). Default ``True``.
+    """
+
+    allowed_modes: tuple[str, ...] = F.HAT_MODES
+
+    def __init__(
+        self,
+        *,
+        adjustment_mode: str = "hat",
+        s_max: float = 400.0,
+        clamp_threshold: float = 50.0,
+        mask_sparsity_reg_factor: float = 0.75,
+        mask_sparsity_reg_mode: str = "original",
+        task_embedding_init_mode: str = "N01",
+        alpha: float | None = None,
+        embedding_clamp: float | None = None,
+        clip_grad_norm: float | None = None,
+        protect: str = "gradient",
+        sparsity_guard_units: int = 10,
+        check_finite: bool = True,
+    ):
+        super().__init__()
+        _one_of("adjustment_mode", adjustment_mode, self.allowed_modes)
+        _positive("s_max", s_max)
+        _positive("clamp_threshold", clamp_threshold)
+        _non_negative("mask_sparsity_reg_factor", mask_sparsity_reg_factor)
+        _one_of("mask_sparsity_reg_mode", mask_sparsity_reg_mode, F.REG_MODES)
+        _one_of("task_embedding_init_mode", task_embedding_init_mode, F.INIT_MODES)
+        _one_of("protect", protect, PROTECT_MODES)
+        if adjustment_mode == "hat_const_alpha":
+            if alpha is None or not 0.0 <= alpha <= 1.0:
+                raise ValueError(
+                    f"alpha must be a number in [0, 1] with adjustment_mode='hat_const_alpha', got {alpha!r}"
+                )
+        elif alpha is not None:
+            raise ValueError(
+                f"alpha is only used by adjustment_mode='hat_const_alpha', got alpha={alpha!r} "
+                f"with adjustment_mode={adjustment_mode!r}"
+            )
+        if embedding_clamp is not None:
+            _positive("embedding_clamp", embedding_clamp)
+        if clip_grad_norm is not None:
+            _positive("clip_grad_norm", clip_grad_norm)
+        if not isinstance(sparsity_guard_units, int) or sparsity_guard_units < 0:
+            raise ValueError(
+                f"sparsity_guard_units must be a non-negative integer, got {sparsity_guard_units!r}"
+            )
+        self.adjustment_mode = adjustment_mode
+        self.s_max = float(s_max)
+        self.clamp_threshold = float(clamp_threshold)
+        self.mask_sparsity_reg_factor = float(mask_sparsity_reg_factor)
+        self.mask_sparsity_reg_mode = mask_sparsity_reg_mode
+        self.task_embedding_init_mode = task_embedding_init_mode
+        self.alpha = alpha
+        self.embedding_clamp = embedding_clamp
+        self.clip_grad_norm = clip_grad_norm
+        self.protect = protect
+        self.sparsity_guard_units = sparsity_guard_units
+        self.check_finite = check_finite
+        self.adjustment_intensity: float = 1.0  # AdaHAT only
+        self.epsilon: float = 0.1  # AdaHAT only
+        self._warned = False
+        self._reset_task_state()
+
+    # ------------------------------------------------------------------ state
+    def _reset_task_state(self) -> None:
+        self.task_label: int | None = None
+        self.num_previous_tasks = 0
+        self.num_batches = 1
+        self.batch = 0
+        self.scale = self.s_max
+        self.layer_sparsity: list[Tensor] | None = None  # R_l of the last batch
+        self._counts: list[tuple[float, float]] = []
+        self._fixed_rates: list[_UnitRates] | None = None
+        self._snapshots: list[tuple[Tensor, Tensor, Tensor]] = []
+
+    @property
+    def protection_active(self) -> bool:
+        """Whether any rate can differ from 1 in the current task."""
+        return self.num_previous_tasks > 0 and self.adjustment_mode != "hat_const_1"
+
+    # ------------------------------------------------------------------ hooks
+    def before_training(self, strategy, **kwargs):
+        model = _hat_model(strategy.model)
+        model.s_max = self.s_max
+        model.task_embedding_init_mode = self.task_embedding_init_mode
+        self._warn_about_optimizer(strategy.optimizer)
+
+    def before_training_exp(self, strategy, **kwargs):
+        model = _hat_model(strategy.model)
+        labels = sorted(set(int(t) for t in strategy.experience.task_labels))
+        if len(labels) != 1:
+            raise ValueError(
+                f"HAT trains one task at a time: experience {strategy.experience.current_experience} "
+                f"has task labels {labels}; give each training experience a single task label"
+            )
+        (task_label,) = labels
+        trained = model.trained_tasks()
+        if task_label in trained:
+            raise ValueError(
+                f"task label {task_label} of experience {strategy.experience.current_experience} was "
+                f"already trained (trained task labels: {trained}); HAT masks are final once stored, so "
+                "each training experience needs a new task label (use a task-incremental benchmark, "
+                "e.g. task_labels=True / return_task_id=True)"
+            )
+        # Momentum or Adam moments from the last task must not move parameters
+        # that are protected from now on (SPEC §6).
+        strategy.optimizer.state.clear()
+        self._reset_task_state()
+        self.task_label = task_label
+        self.num_previous_tasks = len(trained)
+        cumulative = [m.cumulative for m in model.hat_masks()]
+        self._counts = F.unit_counts(cumulative)
+        if self.adjustment_mode not in ("adahat", "adahat_no_sum"):
+            # These rates do not depend on the per-batch sparsity R_l.
+            self._fixed_rates = self._unit_rates(model, None)
+
+    def before_training_epoch(self, strategy, **kwargs):
+        self.num_batches = max(1, len(strategy.dataloader))
+        self.batch = 0
+
+    def before_training_iteration(self, strategy, **kwargs):
+        self.batch = min(self.batch + 1, self.num_batches)
+        self.scale = F.annealed_scale(self.batch, self.num_batches, self.s_max)
+        strategy.model.hat_scale = self.scale
+
+    def before_backward(self, strategy, **kwargs):
+        if self.check_finite and not torch.isfinite(strategy.loss).all():
+            raise FloatingPointError(
+                f"non-finite loss {strategy.loss.detach().cpu().tolist()} in experience "
+                f"{strategy.experience.current_experience}, batch {self.batch}: stopping before it "
+                "corrupts parameters or masks (lower the learning rate or clip gradients)"
+            )
+        model = strategy.model
+        soft = [m.soft(self.task_label, self.scale) for m in model.hat_masks()]
+        cumulative = [m.cumulative for m in model.hat_masks()]
+        total, per_layer = F.network_sparsity(
+            soft,
+            cumulative,
+            self.mask_sparsity_reg_mode,
+            self.sparsity_guard_units,
+            self._counts,
+        )
+        self.layer_sparsity = [r.detach() for r in per_layer]
+        if self.mask_sparsity_reg_factor > 0:
+            strategy.loss = strategy.loss + self.mask_sparsity_reg_factor * total
+
+    def before_update(self, strategy, **kwargs):
+        model = strategy.model
+        if self.protection_active:
+            rates = self.current_unit_rates(model)
+            if self.protect == "gradient":
+                random = self.adjustment_mode == "hat_random"
+                for r in rates:
+                    grad = r.covered.param.grad
+                    if grad is not None:
+                        grad.mul_(r.full(random))
+            else:
+                random = self.adjustment_mode == "hat_random"
+                self._snapshots = [
+                    (r.covered.param, r.covered.param.detach().clone(), r.full(random))
+                    for r in rates
+                ]
+        for mask in model.hat_masks():
+            e = mask.embeddings[str(self.task_label)]
+            if e.grad is not None:
+                F.compensate_embedding_grad(
+                    e.grad, e.detach(), self.scale, self.s_max, self.clamp_threshold
+                )
+        if self.clip_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), self.clip_grad_norm)
+
+    def after_update(self, strategy, **kwargs):
+        with torch.no_grad():
+            for p, before, rate in self._snapshots:
+                # lerp is exact at 0 (keeps `before`) and at 1 (keeps the update).
+                p.copy_(torch.lerp(before, p.detach(), rate.to(p.dtype)))
+            self._snapshots = []
+            if self.embedding_clamp is not None:
+                for mask in strategy.model.hat_masks():
+                    mask.embeddings[str(self.task_label)].clamp_(
+                        -self.embedding_clamp, self.embedding_clamp
+                    )
+
+    def after_training_exp(self, strategy, **kwargs):
+        model = strategy.model
+        model.store_task_masks(self.task_label)
+        model.hat_scale = None
+        self._fixed_rates = None
+        self._snapshots = []
+
+    # ------------------------------------------------------------------ rates
+    def current_unit_rates(self, model: HATModule) -> list[_UnitRates]:
+        """The unit-sized rate factors of every covered parameter for this step."""
+        if self._fixed_rates is not None:
+            return self._fixed_rates
+        return self._unit_rates(model, self.layer_sparsity)
+
+    def _unit_rates(self, model: HATModule, sparsity: list[Tensor] | None) -> list[_UnitRates]:
+        masks = model.hat_masks()
+        index = {id(m): i for i, m in enumerate(masks)}
+        rates = []
+        for cp in model.covered_parameters():
+            r = self._layer_r(sparsity, index[id(cp.out_mask)])
+            out_rate = self._mask_rates(cp.out_mask, r)
+            in_rate = None
+            if cp.in_mask is not None:
+                in_rate = cp.expand_in(self._mask_rates(cp.in_mask, r))
+            rates.append(_UnitRates(cp, out_rate, in_rate))
+        return rates
+
+    def _layer_r(self, sparsity: list[Tensor] | None, layer: int) -> Tensor | float:
+        return 1.0  # HAT modes do not use r
+
+    def _mask_rates(self, mask, r) -> Tensor:
+        return F.unit_rates(
+            self.adjustment_mode,
+            mask.cumulative,
+            mask.summative,
+            r=r,
+            alpha=self.alpha,
+            num_previous_tasks=self.num_previous_tasks,
+        )
+
+    @torch.no_grad()
+    def network_capacity(self, model: HATModule) -> Tensor:
+        """Mean adjustment rate over all covered parameters (AdaHAT Sec. 4.1).
+
+        1 on the first task. For ``hat_random`` the random rate on a used
+        parameter is counted at its expectation, 0.5.
+        """
+        if not self.protection_active:
+            return torch.ones(())
+        total, count = 0.0, 0
+        for r in self.current_unit_rates(model):
+            pair_sum, pairs = F.mean_outer_max(r.out_rate, r.in_rate)
+            kernel = r.covered.param.numel() // pairs  # a conv's kernel positions
+            total, count = total + pair_sum * kernel, count + pairs * kernel
+        capacity = total / count
+        if self.adjustment_mode == "hat_random":
+            capacity = capacity + 0.5 * (1 - capacity)
+        return capacity
+
+    def _warn_about_optimizer(self, optimizer) -> None:
+        if self.protect != "gradient" or self._warned:
+            return
+        decay = any(g.get("weight_decay", 0) for g in optimizer.param_groups)
+        adaptive = isinstance(
+            optimizer,
+            (torch.optim.Adam, torch.optim.AdamW, torch.optim.RMSprop, torch.optim.Adagrad),
+        )
+        reason = None
+        if decay:
+            reason = (
+                "the optimizer applies weight decay, which moves parameters whose gradient "
+                "the adjustment set to 0, so protection is not exact"
+            )
+        elif adaptive and self.adjustment_mode not in ("hat", "hat_const_1"):
+            reason = (
+                f"{type(optimizer).__name__} divides out a constant gradient scale, so the soft "
+                f"rates of adjustment_mode={self.adjustment_mode!r} have little effect"
+            )
+        if reason:
+            self._warned = True
+            warnings.warn(
+                f"protect='gradient': {reason}; use protect='update' to apply the rate to the "
+                "optimizer's update instead",
+                stacklevel=3,
+            )
+
+
+class AdaHATPlugin(HATPlugin):
+    """AdaHAT (Wang et al., ECML PKDD 2024) as an Avalanche plugin.
+
+    Adds to :class:`HATPlugin` (whose parameters it takes, with
+    ``mask_sparsity_reg_factor`` defaulting to 0.1 as in AdaHAT Exp. 1):
+
+    :param adjustment_mode: ``"adahat"`` (AdaHAT Eqs. 8-9: rate
+        ``r_l / (S + r_l)`` with ``r_l = adjustment_intensity / (epsilon + R_l)``),
+        ``"adahat_no_sum"`` (ablation: the number of earlier tasks instead of
+        the summative mask, on parameters used by an earlier task; 1 elsewhere.
+        This is the form of the paper's ablation code, not the reference
+        module's, which throttles every parameter by the 1-based task number),
+        ``"adahat_no_reg"`` (ablation: ``r = adjustment_intensity / epsilon``).
+    :param adjustment_intensity: ``alpha`` of AdaHAT Eq. 9, > 0. Default 1e-6
+        (AdaHAT paper, with Adam). Under plain SGD so small a value makes
+        AdaHAT behave almost exactly like HAT (SPEC §8).
+    :param epsilon: added to the network sparsity in Eq. 9, > 0. Default 0.1.
+    """
+
+    allowed_modes = F.ADAHAT_MODES
+
+    def __init__(
+        self,
+        *,
+        adjustment_mode: str = "adahat",
+        adjustment_intensity: float = 1e-6,
+        epsilon: float = 0.1,
+        mask_sparsity_reg_factor: float = 0.1,
+        **hat_kwargs,
+    ):
+        _positive("adjustment_intensity", adjustment_intensity)
+        _positive("epsilon", epsilon)
+        if "alpha" in hat_kwargs:
+            raise ValueError(
+                "alpha belongs to HATPlugin(adjustment_mode='hat_const_alpha'); AdaHAT's "
+                "intensity is adjustment_intensity"
+            )
+        super().__init__(
+            adjustment_mode=adjustment_mode,
+            mask_sparsity_reg_factor=mask_sparsity_reg_factor,
+            **hat_kwargs,
+        )
+        self.adjustment_intensity = float(adjustment_intensity)
+        self.epsilon = float(epsilon)
+
+    def _layer_r(self, sparsity, layer):
+        if self.adjustment_mode == "adahat_no_reg" or sparsity is None:
+            return F.adahat_r(self.adjustment_intensity, 0.0, self.epsilon)
+        return F.adahat_r(self.adjustment_intensity, sparsity[layer], self.epsilon)
+
+
+def _hat_model(model) -> HATModule:
+    if not isinstance(model, HATModule):
+        raise TypeError(
+            f"model must be a HAT backbone (an avalanche_adahat.masking.HATModule such as "
+            f"avalanche_adahat.models.HATMLP) with HAT masks, got {type(model).__name__}"
+        )
+    if not model.hat_masks():
+        raise TypeError(f"model {type(model).__name__} has no HAT masks (HATMask modules)")
+    return model
+
+
+def _one_of(name: str, value, allowed) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {tuple(allowed)}, got {value!r}")
+
+
+def _positive(name: str, value) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
+        raise ValueError(f"{name} must be a number > 0, got {value!r}")
+
+
+def _non_negative(name: str, value) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0:
+        raise ValueError(f"{name} must be a number >= 0, got {value!r}")

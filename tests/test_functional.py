@@ -1,0 +1,208 @@
+"""Every formula of SPEC §1-4 against values computed by hand."""
+
+import math
+
+import pytest
+import torch
+
+from avalanche_adahat import functional as F
+
+
+@pytest.mark.parametrize(
+    "b, B, s_max, expected",
+    [
+        (1, 5, 400.0, 1 / 400),  # first batch: 1/s_max, never negative
+        (5, 5, 400.0, 400.0),  # last batch: s_max
+        (3, 5, 400.0, 1 / 400 + (400 - 1 / 400) * 2 / 4),
+        (2, 3, 10.0, 0.1 + (10 - 0.1) * 1 / 2),
+        (1, 1, 400.0, 400.0),  # B == 1
+    ],
+)
+def test_annealed_scale(b, B, s_max, expected):
+    assert F.annealed_scale(b, B, s_max) == pytest.approx(expected, rel=1e-12)
+
+
+def test_annealed_scale_rejects_zero_based_batch():
+    # The reference's defect: a 0-based index gives a negative s.
+    with pytest.raises(ValueError, match="1-based"):
+        F.annealed_scale(0, 5, 400.0)
+
+
+def test_gate():
+    e = torch.tensor([0.0, 1.0, -2.0])
+    expected = torch.tensor([0.5, 1 / (1 + math.exp(-3.0)), 1 / (1 + math.exp(6.0))])
+    torch.testing.assert_close(F.gate(e, 3.0), expected)
+
+
+def test_compensate_embedding_grad():
+    e = torch.tensor([0.5, -0.1, 2.0])
+    grad = torch.tensor([1.0, 2.0, -1.0])
+    s, s_max, c = 100.0, 400.0, 50.0
+    expected = []
+    for ei, gi in zip(e.tolist(), grad.tolist()):
+        num = math.cosh(max(-c, min(c, s * ei))) + 1
+        expected.append(gi * s_max / s * num / (math.cosh(ei) + 1))
+    out = F.compensate_embedding_grad(grad, e, s, s_max, c)
+    assert out is grad  # in place
+    torch.testing.assert_close(out, torch.tensor(expected), rtol=1e-5, atol=0)
+
+
+def test_compensation_clamps_before_cosh():
+    # s*e = 400*2 = 800 would overflow cosh in float32; the clamp keeps it at cosh(5).
+    e, grad = torch.tensor([2.0]), torch.tensor([1.0])
+    out = F.compensate_embedding_grad(grad, e, 400.0, 400.0, 5.0)
+    torch.testing.assert_close(out, torch.tensor([(math.cosh(5) + 1) / (math.cosh(2) + 1)]))
+
+
+def _layers():
+    # Two layers of 12 units each; layer 0 has 4 units used by earlier tasks.
+    m0 = torch.linspace(0.05, 0.6, 12)
+    m1 = torch.full((12,), 0.25)
+    c0 = torch.zeros(12)
+    c0[:4] = 1
+    c1 = torch.zeros(12)
+    return [m0, m1], [c0, c1]
+
+
+def test_sparsity_original_one_ratio_of_sums():
+    soft, cum = _layers()
+    num = (soft[0][4:]).sum() + soft[1].sum()
+    den = 8 + 12
+    total, per_layer = F.network_sparsity(soft, cum, "original", 10)
+    torch.testing.assert_close(total, num / den)
+    # layer 0 has 8 free units <= 10: guarded to 0; layer 1 has 12
+    assert per_layer[0].item() == 0.0
+    torch.testing.assert_close(per_layer[1], soft[1].sum() / 12)
+    reg = F.sparsity_regularization(soft, cum, 0.75, "original", 10)
+    torch.testing.assert_close(reg, 0.75 * num / den)
+
+
+def test_sparsity_original_without_guard():
+    soft, cum = _layers()
+    _, per_layer = F.network_sparsity(soft, cum, "original", 0)
+    torch.testing.assert_close(per_layer[0], soft[0][4:].sum() / 8)
+
+
+def test_sparsity_guard_never_divides_by_zero():
+    m, c = torch.rand(5), torch.ones(5)  # every unit used: no free unit
+    total, per_layer = F.network_sparsity([m], [c], "original", 0)
+    assert total.item() == 0.0 and per_layer[0].item() == 0.0
+
+
+def test_sparsity_cross_sums_the_product():
+    soft, cum = _layers()
+    # 4 used units <= 10: the reuse term is 0 with the default guard
+    total, per_layer = F.network_sparsity(soft, cum, "cross", 10)
+    orig = (soft[0][4:].sum() + soft[1].sum()) / 20
+    torch.testing.assert_close(total, orig / 2)
+    # without the guard: reuse = 1 - Σ m M / Σ M (the product summed, not m * ΣM)
+    total, per_layer = F.network_sparsity(soft, cum, "cross", 0)
+    reuse = 1 - soft[0][:4].sum() / 4
+    torch.testing.assert_close(total, (orig + reuse) / 2)
+    torch.testing.assert_close(per_layer[0], (soft[0][4:].sum() / 8 + reuse) / 2)
+    # layer 1 has no used unit: its reuse term is 0
+    torch.testing.assert_close(per_layer[1], (soft[1].sum() / 12 + 0) / 2)
+
+
+def test_sparsity_first_task_is_mean_mask():
+    m = [torch.rand(20), torch.rand(30)]
+    c = [torch.zeros(20), torch.zeros(30)]
+    total, _ = F.network_sparsity(m, c)
+    torch.testing.assert_close(total, torch.cat(m).mean())
+
+
+def test_sparsity_rejects_unknown_mode():
+    with pytest.raises(ValueError, match="mask_sparsity_reg_mode"):
+        F.network_sparsity([torch.ones(3)], [torch.zeros(3)], "sum")
+
+
+M = torch.tensor([1.0, 0.0, 1.0, 0.0])
+S = torch.tensor([3.0, 0.0, 1.0, 0.0])
+
+
+@pytest.mark.parametrize(
+    "mode, kwargs, expected",
+    [
+        ("hat", {}, [0.0, 1.0, 0.0, 1.0]),
+        ("hat_const_alpha", {"alpha": 0.3}, [0.3, 1.0, 0.3, 1.0]),
+        ("hat_const_1", {}, [1.0, 1.0, 1.0, 1.0]),
+        ("adahat", {"r": 0.5}, [0.5 / 3.5, 1.0, 0.5 / 1.5, 1.0]),
+        ("adahat_no_reg", {"r": 2.0}, [2 / 5, 1.0, 2 / 3, 1.0]),
+        ("adahat_no_sum", {"r": 0.5, "num_previous_tasks": 3}, [0.5 / 3.5, 1.0, 0.5 / 3.5, 1.0]),
+    ],
+)
+def test_unit_rates(mode, kwargs, expected):
+    torch.testing.assert_close(F.unit_rates(mode, M, S, **kwargs), torch.tensor(expected))
+
+
+def test_adahat_r():
+    assert F.adahat_r(1e-3, 0.4, 0.1) == pytest.approx(1e-3 / 0.5)
+
+
+def _param_rate_by_min(mode, out_units, in_units, **kw):
+    """The definition: rate of the parameter-wise min measure, element by element."""
+    rows = []
+    for i in range(len(out_units[0])):
+        row = []
+        for j in range(len(in_units[0])):
+            m = torch.tensor([min(out_units[0][i], in_units[0][j])])
+            s = torch.tensor([min(out_units[1][i], in_units[1][j])])
+            row.append(F.unit_rates(mode, m, s, **kw).item())
+        rows.append(row)
+    return torch.tensor(rows)
+
+
+@pytest.mark.parametrize(
+    "mode, kw",
+    [
+        ("hat", {}),
+        ("hat_const_alpha", {"alpha": 0.2}),
+        ("adahat", {"r": 0.7}),
+        ("adahat_no_reg", {"r": 0.05}),
+        ("adahat_no_sum", {"r": 0.7, "num_previous_tasks": 2}),
+    ],
+)
+def test_outer_max_equals_rate_of_parameter_wise_min(mode, kw):
+    out_m, out_s = [1.0, 0.0, 1.0], [2.0, 0.0, 1.0]
+    in_m, in_s = [1.0, 1.0, 0.0, 1.0], [1.0, 2.0, 0.0, 2.0]
+    out_rate = F.unit_rates(mode, torch.tensor(out_m), torch.tensor(out_s), **kw)
+    in_rate = F.unit_rates(mode, torch.tensor(in_m), torch.tensor(in_s), **kw)
+    got = F.outer_max(out_rate, in_rate, torch.Size([3, 4]))
+    expected = _param_rate_by_min(mode, (out_m, out_s), (in_m, in_s), **kw)
+    torch.testing.assert_close(got, expected)
+
+
+def test_outer_max_first_layer_bias_and_conv_shapes():
+    out_rate, in_rate = torch.tensor([0.0, 1.0]), torch.tensor([0.0, 1.0, 0.5])
+    # first layer / bias: P = u_l[i], broadcast along the row
+    first = F.outer_max(out_rate, None, torch.Size([2, 5]))
+    assert first.shape == (2, 1)
+    torch.testing.assert_close(first.expand(2, 5), torch.tensor([[0.0] * 5, [1.0] * 5]))
+    bias = F.outer_max(out_rate, None, torch.Size([2]))
+    torch.testing.assert_close(bias, out_rate)
+    # conv weight [out, in, kh, kw]: the max broadcasts over the kernel
+    conv = F.outer_max(out_rate, in_rate, torch.Size([2, 3, 3, 3]))
+    assert conv.shape == (2, 3, 1, 1)
+    torch.testing.assert_close(conv[..., 0, 0], torch.tensor([[0.0, 1.0, 0.5], [1.0, 1.0, 1.0]]))
+
+
+def test_mean_outer_max_matches_brute_force():
+    g = torch.Generator().manual_seed(0)
+    for n, m in [(1, 1), (5, 7), (30, 3)]:
+        x = torch.rand(n, generator=g).double()
+        y = torch.rand(m, generator=g).double()
+        y[0] = x[0]  # ties count once
+        total, count = F.mean_outer_max(x, y)
+        brute = torch.maximum(x[:, None], y[None, :])
+        assert count == n * m
+        torch.testing.assert_close(total, brute.sum())
+    total, count = F.mean_outer_max(torch.tensor([0.5, 1.0]), None)
+    assert count == 2 and total.item() == 1.5
+
+
+def test_random_rates():
+    torch.manual_seed(0)
+    free = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    rates = F.random_rates(free)
+    assert rates[0, 0] == 1 and rates[1, 1] == 1
+    assert 0 <= rates[0, 1] < 1 and 0 <= rates[1, 0] < 1
