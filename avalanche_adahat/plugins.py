@@ -205,7 +205,7 @@ class HATPlugin(SupervisedPlugin):
     def before_training_iteration(self, strategy, **kwargs):
         self.batch = min(self.batch + 1, self.num_batches)
         self.scale = F.annealed_scale(self.batch, self.num_batches, self.s_max)
-        strategy.model.hat_scale = self.scale
+        _hat_model(strategy.model).hat_scale = self.scale
 
     def before_backward(self, strategy, **kwargs):
         if self.check_finite and not torch.isfinite(strategy.loss).all():
@@ -214,7 +214,7 @@ class HATPlugin(SupervisedPlugin):
                 f"{strategy.experience.current_experience}, batch {self.batch}: stopping before it "
                 "corrupts parameters or masks (lower the learning rate or clip gradients)"
             )
-        model = strategy.model
+        model = _hat_model(strategy.model)
         soft = [m.soft(self.task_label, self.scale) for m in model.hat_masks()]
         cumulative = [m.cumulative for m in model.hat_masks()]
         total, per_layer = F.network_sparsity(
@@ -229,7 +229,7 @@ class HATPlugin(SupervisedPlugin):
             strategy.loss = strategy.loss + self.mask_sparsity_reg_factor * total
 
     def before_update(self, strategy, **kwargs):
-        model = strategy.model
+        model = _hat_model(strategy.model)
         if self.protection_active:
             rates = self.current_unit_rates(model)
             if self.protect == "gradient":
@@ -260,13 +260,13 @@ class HATPlugin(SupervisedPlugin):
                 p.copy_(torch.lerp(before, p.detach(), rate.to(p.dtype)))
             self._snapshots = []
             if self.embedding_clamp is not None:
-                for mask in strategy.model.hat_masks():
+                for mask in _hat_model(strategy.model).hat_masks():
                     mask.embeddings[str(self.task_label)].clamp_(
                         -self.embedding_clamp, self.embedding_clamp
                     )
 
     def after_training_exp(self, strategy, **kwargs):
-        model = strategy.model
+        model = _hat_model(strategy.model)
         model.store_task_masks(self.task_label)
         model.hat_scale = None
         self._fixed_rates = None
@@ -404,6 +404,9 @@ class AdaHATPlugin(HATPlugin):
 
 
 def _hat_model(model) -> HATModule:
+    """The HAT backbone behind ``model`` (unwrapping ``DistributedDataParallel``), checked."""
+    if isinstance(model, torch.nn.parallel.DistributedDataParallel):
+        model = model.module
     if not isinstance(model, HATModule):
         raise TypeError(
             f"model must be a HAT backbone (an avalanche_adahat.masking.HATModule such as "
