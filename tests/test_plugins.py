@@ -1,0 +1,372 @@
+"""HATPlugin / AdaHATPlugin inside Avalanche: rates, exactness, validation."""
+
+import io
+
+import pytest
+import torch
+from _data import tensor_benchmark
+from avalanche.core import SupervisedPlugin
+from avalanche.evaluation.metrics import accuracy_metrics, forgetting_metrics
+from avalanche.logging import InteractiveLogger, TextLogger
+from avalanche.training.plugins import EvaluationPlugin
+from avalanche.training.supervised import Naive
+
+from avalanche_adahat import HAT, AdaHAT, AdaHATPlugin, HATPlugin
+from avalanche_adahat import functional as F
+from avalanche_adahat.models import HATMLP
+
+OPTIMIZERS = {
+    "sgd": lambda p: torch.optim.SGD(p, lr=0.1),
+    "sgd_momentum": lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9),
+    "adam": lambda p: torch.optim.Adam(p, lr=1e-2),
+}
+
+
+def _quiet():
+    return EvaluationPlugin(loggers=[])
+
+
+def _protected(model):
+    """Boolean map of the entries each covered parameter's 'hat' rate sets to 0."""
+    out = {}
+    for cp in model.covered_parameters():
+        o = 1 - cp.out_mask.cumulative
+        i = None if cp.in_mask is None else cp.expand_in(1 - cp.in_mask.cumulative)
+        out[cp.name] = F.outer_max(o, i, cp.param.shape).expand_as(cp.param) == 0
+    return out
+
+
+@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
+def test_hat_leaves_task1_parameters_and_predictions_bitwise_unchanged(optimizer, tiny_benchmark):
+    torch.manual_seed(0)
+    model = HATMLP(8, (16, 16), 2)
+    strategy = HAT(
+        model=model,
+        optimizer=OPTIMIZERS[optimizer](model.parameters()),
+        train_mb_size=8,
+        train_epochs=3,
+        evaluator=_quiet(),
+        mask_sparsity_reg_factor=0.0,  # keep masks dense: many protected weights
+    )
+    stream = tiny_benchmark.train_stream
+    test1 = tiny_benchmark.test_stream[0].dataset
+    x1 = torch.stack([test1[i][0] for i in range(len(test1))])
+    strategy.train(stream[0])
+    model.eval()
+    outputs_before = model(x1, 0).detach().clone()
+    params = {n: p.detach().clone() for n, p in model.named_parameters()}
+    protected = _protected(model)
+    assert sum(int(m.sum()) for m in protected.values()) > 100
+    strategy.train(stream[1])
+    strategy.train(stream[2])
+    model.eval()
+    moved = 0
+    for cp in model.covered_parameters():
+        p, before, keep = cp.param.detach(), params[cp.name], protected[cp.name]
+        assert torch.equal(p[keep], before[keep]), cp.name  # bit-for-bit
+        moved += int((p[~keep] != before[~keep]).sum())
+    assert moved > 0  # later tasks did train the free parameters
+    head0 = {n: p for n, p in model.named_parameters() if n.startswith("head.classifiers.0.")}
+    assert all(torch.equal(p, params[n]) for n, p in head0.items())
+    assert torch.equal(model(x1, 0), outputs_before)
+
+
+def test_a_single_flipped_bit_is_detected(tiny_benchmark):
+    """The comparison used above is sensitive to the last bit of one weight."""
+    torch.manual_seed(0)
+    model = HATMLP(8, (16, 16), 2)
+    HAT(
+        model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1), evaluator=_quiet()
+    ).train(tiny_benchmark.train_stream[0])
+    keep = _protected(model)["layers.1.weight"]
+    w = model.layers[1].weight.detach()
+    before = w.clone()
+    idx = keep.nonzero()[0].tolist()
+    w[tuple(idx)] = torch.nextafter(w[tuple(idx)], torch.tensor(float("inf")))
+    assert not torch.equal(w[keep], before[keep])
+
+
+class _GradRecorder(SupervisedPlugin):
+    def __init__(self):
+        super().__init__()
+        self.grads = []
+
+    def before_update(self, strategy, **kwargs):
+        self.grads.append({n: p.grad.clone() for n, p in strategy.model.named_parameters()
+                           if p.grad is not None})  # fmt: skip
+
+
+def _expected_rate(plugin, model, cp, before):
+    """Element by element from the definitions of SPEC §3 (parameter-wise min).
+
+    ``before`` maps each mask to its (cumulative, summative) masks during the task.
+    """
+    masks = model.hat_masks()
+    layer = masks.index(cp.out_mask)
+    mode = plugin.adjustment_mode
+    if mode in ("adahat", "adahat_no_sum"):
+        r = plugin.adjustment_intensity / (plugin.epsilon + plugin.layer_sparsity[layer].item())
+    else:
+        r = plugin.adjustment_intensity / plugin.epsilon
+    rate = torch.empty(cp.param.shape)
+    for idx in torch.cartesian_prod(*[torch.arange(s) for s in cp.param.shape]).reshape(
+        -1, cp.param.dim()
+    ):
+        i = idx[0].item()
+        cum, summ = before[id(cp.out_mask)]
+        m, s = cum[i].item(), summ[i].item()
+        if cp.in_mask is not None:
+            j = idx[1].item()
+            cum, summ = before[id(cp.in_mask)]
+            m, s = min(m, cum[j].item()), min(s, summ[j].item())
+        if mode == "hat":
+            a = 1 - m
+        elif mode == "hat_const_alpha":
+            a = plugin.alpha if m == 1 else 1.0
+        elif mode == "hat_const_1":
+            a = 1.0
+        elif mode in ("adahat", "adahat_no_reg"):
+            a = r / (s + r)
+        elif mode == "adahat_no_sum":
+            a = r / (plugin.num_previous_tasks + r) if m == 1 else 1.0
+        rate[tuple(idx.tolist())] = a
+    return rate
+
+
+PLUGINS = {
+    "hat": lambda: HATPlugin(adjustment_mode="hat"),
+    "hat_const_alpha": lambda: HATPlugin(adjustment_mode="hat_const_alpha", alpha=0.3),
+    "hat_const_1": lambda: HATPlugin(adjustment_mode="hat_const_1"),
+    "adahat": lambda: AdaHATPlugin(adjustment_intensity=0.05, sparsity_guard_units=0),
+    "adahat_no_sum": lambda: AdaHATPlugin(
+        adjustment_mode="adahat_no_sum", adjustment_intensity=0.05, sparsity_guard_units=0
+    ),
+    "adahat_no_reg": lambda: AdaHATPlugin(
+        adjustment_mode="adahat_no_reg", adjustment_intensity=0.05
+    ),
+}
+
+
+@pytest.mark.parametrize("mode", sorted(PLUGINS))
+def test_rates_follow_spec_in_every_mode(mode, tiny_benchmark):
+    """Plugins work inside a plain Naive strategy; rates are 1 on task 1 and follow SPEC §3 later."""
+    torch.manual_seed(0)
+    model = HATMLP(8, (6, 5), 2)
+    raw, hat, adjusted = _GradRecorder(), PLUGINS[mode](), _GradRecorder()
+    strategy = Naive(
+        model=model,
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+        train_mb_size=16,
+        plugins=[raw, hat, adjusted],
+        evaluator=_quiet(),
+    )
+    strategy.train(tiny_benchmark.train_stream[0])
+    covered = model.covered_parameters()
+    for before, after in zip(raw.grads, adjusted.grads):  # task 1: every rate is 1
+        for cp in covered:
+            assert torch.equal(before[cp.name], after[cp.name])
+    assert hat.network_capacity(model).item() == 1.0
+    raw.grads.clear(), adjusted.grads.clear()
+    before = {id(m): (m.cumulative.clone(), m.summative.clone()) for m in model.hat_masks()}
+    strategy.train(tiny_benchmark.train_stream[1])  # the last batch's state is still in the plugin
+    for cp in covered:
+        expected = raw.grads[-1][cp.name] * _expected_rate(hat, model, cp, before)
+        torch.testing.assert_close(adjusted.grads[-1][cp.name], expected, rtol=1e-5, atol=1e-12)
+    heads = [n for n in raw.grads[-1] if n.startswith("head.")]
+    assert heads and all(torch.equal(raw.grads[-1][n], adjusted.grads[-1][n]) for n in heads)
+
+
+def test_summative_mask_counts_tasks_per_unit(tiny_benchmark):
+    torch.manual_seed(0)
+    model = HATMLP(8, (6, 5), 2)
+    strategy = AdaHAT(
+        model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1), evaluator=_quiet()
+    )
+    for exp in tiny_benchmark.train_stream:
+        strategy.train(exp)
+    for mask in model.hat_masks():
+        stored = torch.stack([mask.stored_mask(t) for t in range(3)])
+        assert torch.equal(mask.summative, stored.sum(0))
+        assert torch.equal(mask.cumulative, stored.amax(0))
+    assert model.trained_tasks() == [0, 1, 2]
+
+
+def test_annealing_uses_one_based_batches(tiny_benchmark):
+    seen = []
+
+    class Spy(SupervisedPlugin):
+        def before_forward(self, strategy, **kwargs):
+            seen.append(strategy.model.hat_scale)
+
+    model = HATMLP(8, (6,), 2)
+    Naive(
+        model=model,
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+        train_mb_size=16,  # 48 samples: 3 batches per epoch
+        train_epochs=2,
+        plugins=[HATPlugin(s_max=10.0), Spy()],
+        evaluator=_quiet(),
+    ).train(tiny_benchmark.train_stream[0])
+    expected = [0.1, 0.1 + 9.9 / 2, 10.0]
+    assert seen == pytest.approx(expected * 2)
+
+
+def test_protect_update_keeps_hat_exact_under_adamw(tiny_benchmark):
+    torch.manual_seed(0)
+    model = HATMLP(8, (16,), 2)
+    strategy = HAT(
+        model=model,
+        optimizer=torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=1e-2),
+        protect="update",
+        evaluator=_quiet(),
+        train_mb_size=8,
+    )
+    strategy.train(tiny_benchmark.train_stream[0])
+    params = {n: p.detach().clone() for n, p in model.named_parameters()}
+    keep = _protected(model)
+    strategy.train(tiny_benchmark.train_stream[1])
+    for cp in model.covered_parameters():
+        assert torch.equal(cp.param[keep[cp.name]], params[cp.name][keep[cp.name]])
+
+
+def test_gradient_mode_warns_about_weight_decay(tiny_benchmark):
+    model = HATMLP(8, (6,), 2)
+    strategy = HAT(
+        model=model,
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.1, weight_decay=5e-4),
+        evaluator=_quiet(),
+    )
+    with pytest.warns(UserWarning, match="weight decay.*protect='update'"):
+        strategy.train(tiny_benchmark.train_stream[0])
+
+
+# ------------------------------------------------------------------ validation
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"adjustment_mode": "adahat"}, r"adjustment_mode must be one of .*'hat'.*got 'adahat'"),
+        ({"s_max": 0}, "s_max must be a number > 0, got 0"),
+        ({"clamp_threshold": -1}, "clamp_threshold"),
+        ({"mask_sparsity_reg_factor": -0.1}, "mask_sparsity_reg_factor"),
+        ({"mask_sparsity_reg_mode": "sum"}, "mask_sparsity_reg_mode must be one of"),
+        ({"task_embedding_init_mode": "xavier"}, "task_embedding_init_mode must be one of"),
+        ({"adjustment_mode": "hat_const_alpha"}, "alpha must be a number in .0, 1."),
+        ({"adjustment_mode": "hat_const_alpha", "alpha": 2.0}, "alpha must be a number in"),
+        ({"alpha": 0.5}, "alpha is only used by adjustment_mode='hat_const_alpha'"),
+        ({"protect": "weights"}, "protect must be one of"),
+        ({"embedding_clamp": 0}, "embedding_clamp"),
+    ],
+)
+def test_hat_plugin_rejects_bad_input(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        HATPlugin(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"adjustment_mode": "hat"}, "adjustment_mode must be one of .*'adahat'"),
+        ({"adjustment_intensity": 0}, "adjustment_intensity must be a number > 0, got 0"),
+        ({"adjustment_intensity": -1e-6}, "adjustment_intensity"),
+        ({"epsilon": 0.0}, "epsilon must be a number > 0"),
+    ],
+)
+def test_adahat_plugin_rejects_bad_input(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        AdaHATPlugin(**kwargs)
+
+
+def test_strategies_validate_before_training():
+    model = HATMLP(8, (6,), 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="adjustment_intensity"):
+        AdaHAT(model=model, optimizer=opt, adjustment_intensity=-1.0)
+    plain = torch.nn.Sequential(torch.nn.Linear(8, 2))
+    with pytest.raises(TypeError, match="HAT backbone.*got Sequential"):
+        HAT(model=plain, optimizer=torch.optim.SGD(plain.parameters(), lr=0.1))
+    with pytest.raises(TypeError, match="unexpected keyword argument: s_maxx"):
+        HAT(model=model, optimizer=opt, s_maxx=3)
+
+
+def test_plugin_on_model_without_masks_fails_before_training(tiny_benchmark):
+    plain = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(8, 2))
+    strategy = Naive(
+        model=plain,
+        optimizer=torch.optim.SGD(plain.parameters(), lr=0.1),
+        plugins=[HATPlugin()],
+        evaluator=_quiet(),
+    )
+    with pytest.raises(TypeError, match="HAT backbone"):
+        strategy.train(tiny_benchmark.train_stream[0])
+
+
+def test_experiences_without_task_labels_are_rejected():
+    class_incremental = tensor_benchmark(task_labels=False)
+    model = HATMLP(8, (6,), 2)
+    strategy = HAT(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+                   evaluator=_quiet())  # fmt: skip
+    strategy.train(class_incremental.train_stream[0])
+    with pytest.raises(ValueError, match="task label 0 .* already trained.*task-incremental"):
+        strategy.train(class_incremental.train_stream[1])
+
+
+def test_retraining_a_task_label_is_rejected(tiny_benchmark):
+    model = HATMLP(8, (6,), 2)
+    strategy = HAT(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+                   evaluator=_quiet())  # fmt: skip
+    strategy.train(tiny_benchmark.train_stream[0])
+    before = [m.cumulative.clone() for m in model.hat_masks()]
+    with pytest.raises(ValueError, match="task label 0 of experience 0 was already trained"):
+        strategy.train(tiny_benchmark.train_stream[0])
+    assert all(torch.equal(a, m.cumulative) for a, m in zip(before, model.hat_masks()))
+
+
+def test_non_finite_loss_stops_before_corrupting(tiny_benchmark):
+    model = HATMLP(8, (6,), 2)
+    strategy = HAT(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+                   evaluator=_quiet())  # fmt: skip
+    strategy.train(tiny_benchmark.train_stream[0])
+    with torch.no_grad():
+        model.layers[0].weight[0, 0] = float("nan")
+    masks = [m.cumulative.clone() for m in model.hat_masks()]
+    with pytest.raises(FloatingPointError, match="non-finite loss"):
+        strategy.train(tiny_benchmark.train_stream[1])
+    assert all(torch.equal(a, m.cumulative) for a, m in zip(masks, model.hat_masks()))
+
+
+# ------------------------------------------------------------------ integration
+
+
+def test_strategies_with_avalanche_evaluation_and_loggers(digits_benchmark):
+    text = io.StringIO()
+    torch.manual_seed(0)
+    model = HATMLP(64, (32, 32), 2)
+    evaluator = EvaluationPlugin(
+        accuracy_metrics(experience=True, stream=True),
+        forgetting_metrics(experience=True, stream=True),
+        loggers=[InteractiveLogger(), TextLogger(text)],
+    )
+    strategy = AdaHAT(
+        model=model,
+        optimizer=torch.optim.Adam(model.parameters(), lr=1e-3),
+        train_mb_size=64,
+        evaluator=evaluator,
+    )
+    for exp in digits_benchmark.train_stream[:2]:
+        strategy.train(exp)
+        strategy.eval(digits_benchmark.test_stream[:2])
+    metrics = evaluator.get_all_metrics()
+    assert any(k.startswith("Top1_Acc_Stream/eval_phase/test_stream") for k in metrics)
+    assert any(k.startswith("StreamForgetting/eval_phase/test_stream") for k in metrics)
+    assert "Top1_Acc_Exp/eval_phase/test_stream/Task001/Exp001" in text.getvalue()
+
+
+def test_split_digits_hat_has_no_forgetting_and_both_beat_naive():
+    from avalanche_adahat.demo import run_demo
+
+    results = run_demo(seed=0)
+    assert results["HAT"]["forgetting"] == 0.0
+    assert results["HAT"]["avg_acc"] > results["Naive"]["avg_acc"]
+    assert results["AdaHAT"]["avg_acc"] > results["Naive"]["avg_acc"]
