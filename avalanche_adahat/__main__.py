@@ -1,4 +1,4 @@
-"""Command line: ``avalanche-adahat demo`` (and ``python -m avalanche_adahat demo``)."""
+"""Command line: ``avalanche-adahat COMMAND`` (and ``python -m avalanche_adahat COMMAND``)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import sys
 
 COMMANDS = {
     "demo": "AdaHAT, HAT and Naive on Split Digits (the quick-start job)",
+    "compare": "HAT family and Avalanche baselines on one benchmark: table and plots",
+    "report": "assemble a Markdown report (docs/RESULTS.md) from compare outputs",
 }
 
 
@@ -13,7 +15,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
         lines = "\n".join(f"  {name:<10}{text}" for name, text in COMMANDS.items())
-        print(f"usage: avalanche-adahat COMMAND [options]\n\ncommands:\n{lines}")
+        print(
+            f"usage: avalanche-adahat COMMAND [options]\n\ncommands:\n{lines}\n\n"
+            "`avalanche-adahat COMMAND --help` explains a command's options."
+        )
         if argv and argv[0] not in ("-h", "--help"):
             print(f"\nerror: unknown command {argv[0]!r}", file=sys.stderr)
             return 2
@@ -22,6 +27,14 @@ def main(argv: list[str] | None = None) -> int:
         from .demo import main as demo_main
 
         return demo_main(argv[1:])
+    if argv[0] == "compare":
+        from .compare import main as compare_main
+
+        return compare_main(argv[1:])
+    if argv[0] == "report":
+        from .compare import report_main
+
+        return report_main(argv[1:])
     return 2
 
 

@@ -1,0 +1,165 @@
+"""End-to-end tests of ``avalanche-adahat compare`` (small: Split Digits, 1 epoch)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from avalanche_adahat.__main__ import main
+from avalanche_adahat.compare import matrix_metrics
+
+FMNIST = Path("/usr/share/datasets/fashion-mnist")
+STRATEGIES = ["adahat", "hat", "naive", "ewc"]
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("compare")
+    argv = [
+        "compare", "--benchmark", "split_digits", "--strategies", ",".join(STRATEGIES),
+        "--epochs", "1", "--seeds", "0,1", "--threads", "1", "--progress", "none",
+        "--set", "ewc.ewc_lambda=10", "--output", str(out),
+    ]  # fmt: skip
+    assert main(argv) == 0
+    return out, json.loads((out / "results.json").read_text())
+
+
+def _in_unit(x):
+    return x is not None and 0.0 <= x <= 1.0
+
+
+def test_results_json(digits_run):
+    out, res = digits_run
+    assert set(res["versions"]) == {"python", "torch", "avalanche", "avalanche_adahat"}
+    assert all(res["versions"].values())
+    cfg = res["config"]
+    assert cfg["seeds"] == [0, 1] and cfg["epochs"] == 1 and cfg["benchmark"] == "split_digits"
+    assert cfg["params"]["ewc"]["ewc_lambda"] == 10
+    assert cfg["command"].startswith("avalanche-adahat compare --benchmark split_digits")
+    assert list(res["strategies"]) == STRATEGIES
+    for name, s in res["strategies"].items():
+        assert set(s["per_seed"]) == {"0", "1"}
+        for key in ("avg_acc", "bwt", "forgetting", "acc_matrix", "capacity", "train_seconds"):
+            assert key in s
+        assert _in_unit(s["avg_acc"])
+        assert -1 <= s["bwt"] <= 1 and -1 <= s["forgetting"] <= 1
+        for run in [s, *s["per_seed"].values()]:
+            m = run["acc_matrix"]
+            assert len(m) == 5 and all(len(row) == 5 for row in m)
+            for i, row in enumerate(m):
+                assert all(_in_unit(v) for v in row[: i + 1])
+                assert all(v is None for v in row[i + 1 :])  # no head for untrained tasks
+            assert run["train_seconds"] > 0
+        for seed, run in s["per_seed"].items():
+            assert run["seed"] == int(seed)
+            assert run["avg_acc"] == pytest.approx(sum(run["acc_matrix"][-1]) / 5)
+            assert run["bwt"] == pytest.approx(matrix_metrics(run["acc_matrix"])["bwt"])
+        if name in ("adahat", "hat"):
+            assert _in_unit(s["capacity"])
+            curve = s["per_seed"]["0"]["capacity_start"]
+            assert len(curve) == 5 and curve[0] == pytest.approx(1.0)
+            assert all(_in_unit(v) for v in curve)
+        else:
+            assert s["capacity"] is None
+
+
+def test_csv_md_and_plots(digits_run):
+    out, res = digits_run
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert {(r["strategy"], r["seed"]) for r in rows} >= {(s, x) for s in STRATEGIES for x in "01"}
+    for r in rows:
+        if r["seed"] in ("0", "1", "mean"):
+            assert 0 <= float(r["avg_acc"]) <= 1
+    md = (out / "results.md").read_text()
+    assert res["config"]["command"] in md
+    for name in STRATEGIES:
+        assert f"| {name} |" in md
+    pngs = ["accuracy.png", "capacity.png", *(f"acc_matrix_{s}.png" for s in STRATEGIES)]
+    for png in pngs:
+        data = (out / png).read_bytes()
+        assert len(data) > 1000 and data[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_metrics_formulas():
+    m = [[0.9, None, None], [0.7, 0.8, None], [0.6, 0.5, 1.0]]
+    r = matrix_metrics(m)
+    assert r["avg_acc"] == pytest.approx(0.7)
+    assert r["bwt"] == pytest.approx(((0.6 - 0.9) + (0.5 - 0.8)) / 2)
+    assert r["forgetting"] == pytest.approx(((0.9 - 0.6) + (0.8 - 0.5)) / 2)
+
+
+def test_config_file_and_cli_override(tmp_path, capsys):
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(
+        'benchmark = "permuted_digits"\nn_experiences = 2\nstrategies = ["hat"]\n'
+        'epochs = 3\nseeds = [4]\nprogress = "none"\n[model_params]\nhidden_sizes = [32]\n'
+    )
+    out = tmp_path / "o"
+    argv = ["compare", "--config", str(cfg), "--epochs", "1", "--output", str(out)]
+    assert main(argv) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["config"]["epochs"] == 1 and res["config"]["seeds"] == [4]
+    assert res["config"]["model_params"] == {"hidden_sizes": [32]}
+    assert len(res["strategies"]["hat"]["acc_matrix"]) == 2
+
+
+@pytest.mark.parametrize(
+    "args, reason",
+    [
+        (["--strategies", "adahat,bogus"], "unknown strategy 'bogus'"),
+        (["--benchmark", "nope"], "unknown benchmark 'nope'"),
+        (["--epochs", "0"], "--epochs must be a positive integer"),
+        (["--set", "ewc.nonsense=1"], "unknown parameter(s) nonsense"),
+        (["--strategies", "packnet", "--epochs", "1"], "packnet needs --epochs"),
+        (
+            ["--benchmark", "permuted_fmnist", "--data-root", "/nonexistent/fm"],
+            "apt-get install dataset-fashion-mnist",
+        ),
+    ],
+)
+def test_bad_options_one_line(args, reason, capsys, tmp_path):
+    assert main(["compare", *args, "--output", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert reason in err and "\n" not in err and "Traceback" not in err
+
+
+def _run_cli(*args, timeout=120):
+    exe = Path(sys.executable).with_name("avalanche-adahat")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "avalanche_adahat"]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def test_console_help():
+    r = _run_cli("compare", "--help")
+    assert r.returncode == 0
+    for option in ("--benchmark", "--strategies", "--set", "--model", "--epochs", "--batch-size",
+                   "--optimizer", "--lr", "--seeds", "--device", "--output", "--config",
+                   "--data-root", "split_fmnist", "packnet", "ewc_lambda"):  # fmt: skip
+        assert option in r.stdout
+
+
+@pytest.mark.skipif(
+    not FMNIST.is_dir(),
+    reason=f"Fashion-MNIST not in {FMNIST}: `apt-get install dataset-fashion-mnist` to run this",
+)
+def test_split_fmnist_from_debian_package(tmp_path):
+    out = tmp_path / "fm"
+    argv = [
+        "compare", "--benchmark", "split_fmnist", "--n-experiences", "2",
+        "--strategies", "hat,naive", "--epochs", "3", "--batch-size", "32", "--seeds", "0",
+        "--train-per-task", "300", "--test-per-task", "200", "--threads", "1",
+        "--progress", "none", "--output", str(out),
+    ]  # fmt: skip
+    assert main(argv) == 0
+    res = json.loads((out / "results.json").read_text())
+    for s in res["strategies"].values():
+        assert len(s["acc_matrix"]) == 2 and _in_unit(s["avg_acc"])
+    # the naive run learnt something on real data
+    assert res["strategies"]["naive"]["acc_matrix"][0][0] > 0.7
