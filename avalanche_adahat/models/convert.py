@@ -1,0 +1,341 @@
+"""Turn a plain ``nn.Sequential`` into an equivalent HAT backbone."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ..masking import CoveredParameter, HATMask
+from ._common import HATBackbone, TaskBatchNorm, check_bool, check_positive_int, make_head
+
+__all__ = ["CONVERTIBLE_LAYERS", "HATSequential", "convert_to_hat"]
+
+_WEIGHTED = (nn.Linear, nn.Conv2d)
+_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
+_ACTIVATIONS = (
+    nn.ReLU,
+    nn.ReLU6,
+    nn.LeakyReLU,
+    nn.ELU,
+    nn.SELU,
+    nn.CELU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Mish,
+    nn.Tanh,
+    nn.Sigmoid,
+    nn.Hardtanh,
+    nn.Hardswish,
+    nn.Hardsigmoid,
+    nn.Softplus,
+    nn.Softsign,
+)
+_POOLING = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
+_OTHER = (nn.Dropout, nn.Dropout2d, nn.Flatten, nn.Identity)
+
+#: The layer types :func:`convert_to_hat` accepts (exact types, not subclasses).
+CONVERTIBLE_LAYERS: tuple[type[nn.Module], ...] = (
+    _WEIGHTED + _BATCH_NORMS + _ACTIVATIONS + _POOLING + _OTHER
+)
+
+
+def _supported_text() -> str:
+    groups = [
+        ("weighted", _WEIGHTED),
+        ("batch norm", _BATCH_NORMS),
+        ("activations", _ACTIVATIONS),
+        ("pooling", _POOLING),
+        ("other", _OTHER),
+    ]
+    return "; ".join(f"{g}: {', '.join(t.__name__ for t in ts)}" for g, ts in groups)
+
+
+def _layer_error(index: int, layer: nn.Module, reason: str, exc=ValueError) -> Exception:
+    return exc(
+        f"convert_to_hat cannot convert layer {index} ({type(layer).__name__}: {layer!r}): "
+        f"{reason}. Supported layers (exact types, in one flat nn.Sequential) are {_supported_text()}"
+    )
+
+
+class HATSequential(HATBackbone):
+    """A HAT backbone built by :func:`convert_to_hat` from an ``nn.Sequential``.
+
+    ``layers`` holds the converted body (every layer but the final Linear),
+    ``masks`` one :class:`~avalanche_adahat.HATMask` per weighted layer of
+    the body, in order, and ``head`` the classifier. Use :func:`convert_to_hat`
+    to build one.
+    """
+
+    def __init__(
+        self,
+        layers: list[nn.Module],
+        masks: list[HATMask],
+        mask_points: dict[int, tuple[int, int]],
+        weighted: list[tuple[int, int, int | None, int]],
+        head: nn.Module,
+        multi_head: bool,
+        input_shape: tuple[int, ...],
+    ):
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+        self.masks = nn.ModuleList(masks)
+        self.head = head
+        self.multi_head = multi_head
+        self.input_shape = tuple(input_shape)
+        # layer index -> (mask index, repeat): apply mask after that layer
+        self._mask_points = dict(mask_points)
+        # (layer index, mask index, input mask index or None, in_repeat)
+        self._weighted = list(weighted)
+
+    def extra_repr(self) -> str:
+        points = {
+            i: f"mask {m}" + (f" x{r}" if r > 1 else "") for i, (m, r) in self._mask_points.items()
+        }
+        return f"input_shape={self.input_shape}, masks_after_layers={points}"
+
+    def forward_single_task(self, x: Tensor, task_label: int) -> Tensor:
+        if tuple(x.shape[1:]) != self.input_shape:
+            raise ValueError(
+                f"this converted model expects inputs of shape (N, *{self.input_shape}) "
+                f"(the input_shape given to convert_to_hat), got {tuple(x.shape)}"
+            )
+        gates = self.task_gates(task_label)
+        h = x
+        for i, layer in enumerate(self.layers):
+            h = layer(h, task_label) if isinstance(layer, TaskBatchNorm) else layer(h)
+            point = self._mask_points.get(i)
+            if point is not None and gates is not None:
+                mask_index, repeat = point
+                g = gates[mask_index]
+                if h.dim() == 4:
+                    h = h * g.view(1, -1, 1, 1)
+                else:
+                    h = h * (g.repeat_interleave(repeat) if repeat > 1 else g)
+        return self._head_forward(h, task_label)
+
+    def covered_parameters(self) -> list[CoveredParameter]:
+        covered = []
+        for layer_index, mask_index, in_index, repeat in self._weighted:
+            layer = self.layers[layer_index]
+            mask = self.masks[mask_index]
+            in_mask = None if in_index is None else self.masks[in_index]
+            covered.append(
+                CoveredParameter(
+                    f"layers.{layer_index}.weight", layer.weight, mask, in_mask, repeat
+                )
+            )
+            if layer.bias is not None:
+                covered.append(CoveredParameter(f"layers.{layer_index}.bias", layer.bias, mask))
+        return covered
+
+
+def convert_to_hat(
+    model: nn.Sequential,
+    *,
+    input_shape: Sequence[int],
+    num_classes: int | None = None,
+    multi_head: bool = True,
+) -> HATSequential:
+    """Build the HAT version of a plain ``nn.Sequential`` classifier.
+
+    The result has the same layers with copied (deep-copied, never shared)
+    weights, plus:
+
+    - a :class:`~avalanche_adahat.HATMask` on the output units (features or
+      channels) of every ``Linear`` and ``Conv2d`` except the last layer. The
+      mask multiplies the units where they enter the next weighted layer (or
+      the head), i.e. after whatever BatchNorm, activation, pooling, dropout
+      and ``Flatten`` follow the layer. A gated-off unit is then exactly 0
+      where the next layer reads it, whatever the activation (``sigmoid(0)``
+      is not 0) -- the condition for HAT's exact protection. Applied after
+      a ``Flatten``, a channel's gate covers its ``H*W`` features;
+    - every ``BatchNorm1d``/``BatchNorm2d`` becomes a per-task BatchNorm
+      (:class:`~avalanche_adahat.models._common.TaskBatchNorm`) with the same
+      ``eps``, ``momentum``, ``affine`` and ``track_running_stats``; each
+      task's BN starts freshly initialised (the original BN's learned values
+      are not copied);
+    - **the last layer, which must be a** ``Linear``, **becomes the head**:
+      a ``MultiHeadClassifier`` with one fresh head per task label
+      (``multi_head=True``, task-incremental), or one shared ``Linear``
+      (``multi_head=False``; a copy of the last layer when ``num_classes``
+      equals its ``out_features``, otherwise a fresh one). Heads are not
+      protected, as in HAT.
+
+    Parameter-wise measures (SPEC §3): a weighted layer's weight is indexed by
+    its own mask (output units) and by the previous weighted layer's mask
+    (input units; none for the first weighted layer); a Linear after a conv
+    has ``in_repeat = H*W`` of the conv's output at the flatten.
+
+    :param model: an ``nn.Sequential`` of the layers in
+        :data:`CONVERTIBLE_LAYERS` (exact types; no nested containers or
+        branches), ending with the classifier ``Linear``; left untouched.
+    :param input_shape: shape of one input sample without the batch
+        dimension, e.g. ``(3, 32, 32)`` or ``(784,)``; needed to compute the
+        feature-map sizes (a conv->Linear transition's ``H*W``).
+    :param num_classes: classes per head; default: the last Linear's ``out_features``.
+    :param multi_head: one head per task label (default) or one shared head.
+    :raises TypeError: ``model`` is not an ``nn.Sequential``, or contains a
+        layer type that cannot be converted (the message names its index and
+        type and lists the supported layers).
+    :raises ValueError: a supported layer in an unsupported configuration
+        (grouped conv, partial ``Flatten``, ...), a shape that does not fit,
+        or a model without a hidden weighted layer or final ``Linear``.
+    """
+    if not isinstance(model, nn.Sequential):
+        raise TypeError(
+            f"convert_to_hat converts an nn.Sequential, got {type(model).__name__}; "
+            f"supported layers are {_supported_text()}"
+        )
+    check_bool("multi_head", multi_head)
+    try:
+        input_shape = tuple(int(d) for d in input_shape)
+    except TypeError:
+        raise ValueError(
+            f"input_shape must be the shape of one sample without the batch dimension, "
+            f"e.g. (3, 32, 32), got {input_shape!r}"
+        ) from None
+    if len(input_shape) == 0 or min(input_shape) <= 0:
+        raise ValueError(
+            f"input_shape must be a non-empty sequence of positive integers (one sample, no "
+            f"batch dimension), got {input_shape!r}"
+        )
+    layers = list(model)
+    if len(layers) == 0:
+        raise ValueError("convert_to_hat needs a non-empty nn.Sequential ending with a Linear")
+    for i, layer in enumerate(layers):
+        _check_layer(i, layer)
+    if type(layers[-1]) is not nn.Linear:
+        raise ValueError(
+            f"the last layer of the model becomes the HAT head and must be an nn.Linear (the "
+            f"classifier), got layer {len(layers) - 1} ({type(layers[-1]).__name__})"
+        )
+    last = layers[-1]
+    if num_classes is None:
+        num_classes = last.out_features
+    check_positive_int("num_classes", num_classes)
+    body = layers[:-1]
+    weighted_indices = [i for i, layer in enumerate(body) if isinstance(layer, _WEIGHTED)]
+    if not weighted_indices:
+        raise ValueError(
+            "convert_to_hat needs at least one Linear or Conv2d before the final Linear (the "
+            "head): HAT masks sit on the hidden layers"
+        )
+
+    shapes = _trace_shapes(model, input_shape)  # shapes[i]: input of layer i; shapes[-1]: output
+    for i, layer in enumerate(layers):
+        need = 2 if isinstance(layer, nn.Linear) else 4 if isinstance(layer, nn.Conv2d) else None
+        if need is not None and len(shapes[i]) != need:
+            raise _layer_error(
+                i,
+                layer,
+                f"it receives inputs of shape {shapes[i]}, but a HAT "
+                f"{type(layer).__name__} must receive {need}-d inputs "
+                f"({'(N, features): add nn.Flatten() before it' if need == 2 else '(N, C, H, W)'})",
+            )
+
+    converted: list[nn.Module] = []
+    for layer in body:
+        if isinstance(layer, _BATCH_NORMS):
+            converted.append(
+                TaskBatchNorm(
+                    layer.num_features,
+                    spatial=isinstance(layer, nn.BatchNorm2d),
+                    eps=layer.eps,
+                    momentum=layer.momentum,
+                    affine=layer.affine,
+                    track_running_stats=layer.track_running_stats,
+                )
+            )
+        else:
+            converted.append(copy.deepcopy(layer))
+
+    masks, mask_points, weighted = [], {}, []
+    next_weighted = [*weighted_indices[1:], len(body)]  # the head is at index len(body)
+    for m, (i, j) in enumerate(zip(weighted_indices, next_weighted)):
+        layer = body[i]
+        units = layer.out_features if isinstance(layer, nn.Linear) else layer.out_channels
+        masks.append(HATMask(units))
+        point_shape = shapes[j]  # what the next weighted layer (or the head) reads
+        repeat = 1
+        if len(point_shape) == 2 and point_shape[1] != units:
+            # a Flatten of (units, H, W) in between: channel c owns features c*H*W ...
+            if point_shape[1] % units != 0:
+                raise _layer_error(
+                    i,
+                    layer,
+                    f"its {units} output units reach the next weighted layer as "
+                    f"{point_shape[1]} features, which is not a flattened (units, H, W) map",
+                )
+            repeat = point_shape[1] // units
+        elif len(point_shape) == 4 and point_shape[1] != units:
+            raise _layer_error(
+                i, layer, f"its {units} channels reach the next layer as {point_shape[1]}"
+            )
+        mask_points[j - 1] = (m, repeat)
+        if m == 0:
+            weighted.append((i, m, None, 1))  # the first weighted layer reads the data
+        else:
+            # the previous mask is applied right before this layer (at index i - 1)
+            weighted.append((i, m, m - 1, mask_points[i - 1][1]))
+
+    if multi_head:
+        head = make_head(last.in_features, num_classes, True)
+    elif num_classes == last.out_features:
+        head = copy.deepcopy(last)
+    else:
+        head = nn.Linear(last.in_features, num_classes, bias=last.bias is not None)
+    hat = HATSequential(converted, masks, mask_points, weighted, head, multi_head, input_shape)
+    param = next(model.parameters(), None)
+    if param is None:
+        return hat
+    return hat.to(device=param.device, dtype=param.dtype) if param.is_floating_point() else hat
+
+
+def _check_layer(index: int, layer: nn.Module) -> None:
+    if type(layer) not in CONVERTIBLE_LAYERS:
+        if isinstance(layer, (nn.Sequential, nn.ModuleList, nn.ModuleDict)) or (
+            len(list(layer.children())) > 0
+        ):
+            reason = (
+                "nested modules (containers, blocks with branches) are not supported; "
+                "flatten them into the one nn.Sequential"
+            )
+        else:
+            reason = "this layer type is not supported"
+        raise _layer_error(index, layer, reason, TypeError)
+    if isinstance(layer, nn.Conv2d) and layer.groups != 1:
+        raise _layer_error(
+            index, layer, f"grouped convolutions (groups={layer.groups}) are not supported"
+        )
+    if isinstance(layer, nn.Flatten) and (layer.start_dim != 1 or layer.end_dim != -1):
+        raise _layer_error(
+            index,
+            layer,
+            f"only nn.Flatten(start_dim=1, end_dim=-1) is supported, got start_dim="
+            f"{layer.start_dim}, end_dim={layer.end_dim}",
+        )
+    if isinstance(layer, (nn.MaxPool2d, nn.AdaptiveMaxPool2d)) and layer.return_indices:
+        raise _layer_error(index, layer, "return_indices=True is not supported")
+
+
+@torch.no_grad()
+def _trace_shapes(model: nn.Sequential, input_shape: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """Shapes (batch dimension included) entering each layer, then the output's."""
+    probe = copy.deepcopy(model).eval()  # eval: BN statistics of the copy only, no dropout
+    param = next(probe.parameters(), None)
+    kwargs = {} if param is None else {"device": param.device, "dtype": param.dtype}
+    h = torch.zeros(2, *input_shape, **kwargs)
+    shapes = []
+    for i, layer in enumerate(probe):
+        shapes.append(tuple(h.shape))
+        try:
+            h = layer(h)
+        except Exception as e:  # a shape that does not fit
+            raise _layer_error(
+                i, layer, f"input_shape {input_shape} does not fit it (input {tuple(h.shape)}: {e})"
+            ) from e
+    shapes.append(tuple(h.shape))
+    return shapes
