@@ -849,7 +849,7 @@ def _plots(results: dict, out_dir: Path) -> None:
     for name in names:
         matrix = strategies[name]["acc_matrix"]
         path = out_dir / f"acc_matrix_{name}.png"
-        if shared_plots is not None and hasattr(shared_plots, "plot_accuracy_matrix"):
+        if len(matrix) <= 12 and hasattr(shared_plots, "plot_accuracy_matrix"):
             try:
                 shared_plots.plot_accuracy_matrix(matrix, path, title=name)
                 continue
