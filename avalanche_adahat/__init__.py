@@ -6,6 +6,7 @@
 - :mod:`avalanche_adahat.functional`: the formulas, as pure tensor functions.
 """
 
+from . import checkpointing as _checkpointing  # noqa: F401  (dill fix)
 from .masking import CoveredParameter, HATMask, HATModule
 from .plugins import AdaHATPlugin, HATPlugin
 from .strategies import HAT, AdaHAT

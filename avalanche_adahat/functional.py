@@ -177,11 +177,12 @@ def unit_rates(
     if mode == "hat_const_1":
         return torch.ones_like(cumulative)
     if mode in ("adahat", "adahat_no_reg"):
-        return r / (summative + r)
+        # r / (S + r), written so that an unused unit (S = 0) gets exactly 1.
+        return 1 / (1 + summative / r)
     if mode == "adahat_no_sum":
         if num_previous_tasks == 0:
             return torch.ones_like(cumulative)
-        return 1 - cumulative * (1 - r / (num_previous_tasks + r))
+        return 1 - cumulative * (1 - 1 / (1 + num_previous_tasks / r))
     raise ValueError(f"adjustment_mode must be one of {ADJUSTMENT_MODES}, got {mode!r}")
 
 
