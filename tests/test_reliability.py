@@ -101,7 +101,7 @@ def test_kill_and_resume_matches_uninterrupted_run(tmp_path):
         assert torch.equal(value, resumed["state_dict"][key]), key
     accuracy = {k: v for k, v in full["metrics"].items() if k.startswith("Top1_Acc_Exp")}
     assert len(accuracy) == 4
-    for key, (steps, values) in accuracy.items():
+    for key, (_steps, values) in accuracy.items():
         assert resumed["metrics"][key][1][-1] == values[-1], key
     assert "masks.0.mask_T3" in resumed["state_dict"]
 
@@ -130,8 +130,8 @@ MODES = st.sampled_from(F.ADJUSTMENT_MODES)
 
 
 @st.composite
-def unit_state(draw, n=st.integers(1, 12)):
-    size = draw(n)
+def unit_state(draw):
+    size = draw(st.integers(1, 12))
     tasks = draw(st.integers(0, 6))
     masks = draw(
         st.lists(
