@@ -777,7 +777,7 @@ def results_markdown(results: dict, heading: str = "##") -> str:
         c.get("command") or "(command not recorded)",
         "```",
         "",
-        f"Model `{c['model']}` {json.dumps(c['model_params']) if c['model_params'] else ''}, "
+        f"Model `{c['model']}`{' ' + json.dumps(c['model_params']) if c['model_params'] else ''}, "
         f"{c['optimizer']} lr {c['lr']}, batch {c['batch_size']}, {c['epochs']} epoch(s)/task"
         + (f", {c['train_per_task']} training samples/task" if c["train_per_task"] else "")
         + (f", {c['test_per_task']} test samples/task" if c["test_per_task"] else "")
