@@ -299,7 +299,8 @@ def test_resnet_shortcut_measure_adahat():
         rates["blocks.1.shortcut_conv.weight"],
         block.out_mask.summative.tolist(),
         model.blocks[0].out_mask.summative.tolist(),
-        f=lambda s: r / (torch.tensor(s, dtype=torch.float32) + r),  # float32, as the plugin
+        # r / (S + r), evaluated in float32 in the form the plugin uses (exactly 1 at S = 0)
+        f=lambda s: 1 / (1 + torch.tensor(s, dtype=torch.float32) / r),
     )
 
 
