@@ -43,7 +43,7 @@ class _UnitRates:
         return F.random_rates(rate.expand_as(self.covered.param)) if random else rate
 
 
-class HATPlugin(SupervisedPlugin):
+class HATPlugin(SupervisedPlugin, supports_distributed=True):
     """HAT (Serra et al., ICML 2018) as an Avalanche plugin.
 
     The model must be a :class:`~avalanche_adahat.masking.HATModule` (for
@@ -352,7 +352,7 @@ class HATPlugin(SupervisedPlugin):
             )
 
 
-class AdaHATPlugin(HATPlugin):
+class AdaHATPlugin(HATPlugin, supports_distributed=True):
     """AdaHAT (Wang et al., ECML PKDD 2024) as an Avalanche plugin.
 
     Adds to :class:`HATPlugin` (whose parameters it takes, with
