@@ -3,6 +3,8 @@
 import torch
 from torch.utils.data import TensorDataset
 
+from avalanche_adahat import functional as F
+
 
 def tensor_benchmark(n_tasks=3, n_features=8, per_class=24, n_classes=2, seed=0, task_labels=True):
     """A tiny task-incremental Avalanche benchmark from random, learnable tensors."""
@@ -23,3 +25,18 @@ def tensor_benchmark(n_tasks=3, n_features=8, per_class=24, n_classes=2, seed=0,
         fixed_class_order=list(range(total)),
         class_ids_from_zero_in_each_exp=task_labels,
     )
+
+
+def protected_entries(model):
+    """Per covered parameter, the boolean map of entries whose ``hat`` rate is 0 now."""
+    out = {}
+    for cp in model.covered_parameters():
+        o = 1 - cp.out_mask.cumulative
+        i = None if cp.in_mask is None else cp.expand_in(1 - cp.in_mask.cumulative)
+        out[cp.name] = F.outer_max(o, i, cp.param.shape).expand_as(cp.param) == 0
+    return out
+
+
+def stacked_inputs(dataset):
+    """All inputs of an Avalanche dataset as one tensor."""
+    return torch.stack([dataset[i][0] for i in range(len(dataset))])

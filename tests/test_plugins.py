@@ -4,7 +4,7 @@ import io
 
 import pytest
 import torch
-from _data import tensor_benchmark
+from _data import protected_entries, stacked_inputs, tensor_benchmark
 from avalanche.core import SupervisedPlugin
 from avalanche.evaluation.metrics import accuracy_metrics, forgetting_metrics
 from avalanche.logging import InteractiveLogger, TextLogger
@@ -12,7 +12,6 @@ from avalanche.training.plugins import EvaluationPlugin
 from avalanche.training.supervised import Naive
 
 from avalanche_adahat import HAT, AdaHAT, AdaHATPlugin, HATPlugin
-from avalanche_adahat import functional as F
 from avalanche_adahat.models import HATMLP
 
 OPTIMIZERS = {
@@ -24,16 +23,6 @@ OPTIMIZERS = {
 
 def _quiet():
     return EvaluationPlugin(loggers=[])
-
-
-def _protected(model):
-    """Boolean map of the entries each covered parameter's 'hat' rate sets to 0."""
-    out = {}
-    for cp in model.covered_parameters():
-        o = 1 - cp.out_mask.cumulative
-        i = None if cp.in_mask is None else cp.expand_in(1 - cp.in_mask.cumulative)
-        out[cp.name] = F.outer_max(o, i, cp.param.shape).expand_as(cp.param) == 0
-    return out
 
 
 @pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
@@ -49,13 +38,12 @@ def test_hat_leaves_task1_parameters_and_predictions_bitwise_unchanged(optimizer
         mask_sparsity_reg_factor=0.0,  # keep masks dense: many protected weights
     )
     stream = tiny_benchmark.train_stream
-    test1 = tiny_benchmark.test_stream[0].dataset
-    x1 = torch.stack([test1[i][0] for i in range(len(test1))])
+    x1 = stacked_inputs(tiny_benchmark.test_stream[0].dataset)
     strategy.train(stream[0])
     model.eval()
     outputs_before = model(x1, 0).detach().clone()
     params = {n: p.detach().clone() for n, p in model.named_parameters()}
-    protected = _protected(model)
+    protected = protected_entries(model)
     assert sum(int(m.sum()) for m in protected.values()) > 100
     strategy.train(stream[1])
     strategy.train(stream[2])
@@ -78,7 +66,7 @@ def test_a_single_flipped_bit_is_detected(tiny_benchmark):
     HAT(
         model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1), evaluator=_quiet()
     ).train(tiny_benchmark.train_stream[0])
-    keep = _protected(model)["layers.1.weight"]
+    keep = protected_entries(model)["layers.1.weight"]
     w = model.layers[1].weight.detach()
     before = w.clone()
     idx = keep.nonzero()[0].tolist()
@@ -223,7 +211,7 @@ def test_protect_update_keeps_hat_exact_under_adamw(tiny_benchmark):
     )
     strategy.train(tiny_benchmark.train_stream[0])
     params = {n: p.detach().clone() for n, p in model.named_parameters()}
-    keep = _protected(model)
+    keep = protected_entries(model)
     strategy.train(tiny_benchmark.train_stream[1])
     for cp in model.covered_parameters():
         assert torch.equal(cp.param[keep[cp.name]], params[cp.name][keep[cp.name]])

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from _data import protected_entries, stacked_inputs
 from avalanche.training.plugins import EvaluationPlugin
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -24,15 +25,6 @@ OPTIMIZERS = {
 }
 
 
-def _protected(model):
-    out = {}
-    for cp in model.covered_parameters():
-        o = 1 - cp.out_mask.cumulative
-        i = None if cp.in_mask is None else cp.expand_in(1 - cp.in_mask.cumulative)
-        out[cp.name] = F.outer_max(o, i, cp.param.shape).expand_as(cp.param) == 0
-    return out
-
-
 @pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
 def test_protect_update_is_exact_under_any_optimizer(optimizer, tiny_benchmark):
     torch.manual_seed(0)
@@ -46,13 +38,12 @@ def test_protect_update_is_exact_under_any_optimizer(optimizer, tiny_benchmark):
         train_epochs=2,
         evaluator=EvaluationPlugin(loggers=[]),
     )
-    test1 = tiny_benchmark.test_stream[0].dataset
-    x1 = torch.stack([test1[i][0] for i in range(len(test1))])
+    x1 = stacked_inputs(tiny_benchmark.test_stream[0].dataset)
     strategy.train(tiny_benchmark.train_stream[0])
     model.eval()
     out1 = model(x1, 0).detach().clone()
     params = {n: p.detach().clone() for n, p in model.named_parameters()}
-    keep = _protected(model)
+    keep = protected_entries(model)
     for exp in tiny_benchmark.train_stream[1:]:
         strategy.train(exp)
     model.eval()
@@ -77,7 +68,7 @@ def test_gradient_mode_with_weight_decay_does_move_protected_weights(tiny_benchm
     with pytest.warns(UserWarning, match="weight decay"):
         strategy.train(tiny_benchmark.train_stream[0])
     before = model.layers[1].weight.detach().clone()
-    keep = _protected(model)["layers.1.weight"]
+    keep = protected_entries(model)["layers.1.weight"]
     strategy.train(tiny_benchmark.train_stream[1])
     assert not torch.equal(model.layers[1].weight[keep], before[keep])
 
