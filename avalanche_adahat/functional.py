@@ -27,6 +27,7 @@ __all__ = [
     "compensate_embedding_grad",
     "gate",
     "mean_outer_max",
+    "mul_outer_max_",
     "network_sparsity",
     "outer_max",
     "random_rates",
@@ -198,6 +199,25 @@ def outer_max(out_rate: Tensor, in_rate: Tensor | None, shape: torch.Size) -> Te
     if in_rate is None:
         return out_view
     return torch.maximum(out_view, in_rate.view(1, -1, *tail[1:]))
+
+
+def mul_outer_max_(
+    grad: Tensor, out_rate: Tensor, in_rate: Tensor | None, block: int = 1 << 16
+) -> Tensor:
+    """``grad *= outer_max(out_rate, in_rate, grad.shape)`` in place, without a
+    parameter-sized temporary: the outer max is built for blocks of about
+    ``block`` (output unit, input unit) pairs at a time (cache-sized)."""
+    tail = [1] * (grad.dim() - 1)
+    out_view = out_rate.view(-1, *tail)
+    if in_rate is None:
+        return grad.mul_(out_view)
+    in_view = in_rate.view(1, -1, *tail[1:])
+    step = max(1, block // max(1, grad.shape[1]))
+    if step >= grad.shape[0]:
+        return grad.mul_(torch.maximum(out_view, in_view))
+    for i in range(0, grad.shape[0], step):
+        grad[i : i + step].mul_(torch.maximum(out_view[i : i + step], in_view))
+    return grad
 
 
 def mean_outer_max(out_rate: Tensor, in_rate: Tensor | None) -> tuple[Tensor, int]:

@@ -156,6 +156,12 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
         self._counts: list[tuple[float, float]] = []
         self._fixed_rates: list[_UnitRates] | None = None
         self._snapshots: list[tuple[Tensor, Tensor, Tensor]] = []
+        # The model's structure, looked up once per task instead of once per hook
+        # (each lookup walks model.modules()).
+        self._structure_of: int | None = None  # id() of the model it belongs to
+        self._masks: list = []
+        self._covered: list[CoveredParameter] = []
+        self._mask_index: dict[int, int] = {}
 
     @property
     def protection_active(self) -> bool:
@@ -192,7 +198,8 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
         self._reset_task_state()
         self.task_label = task_label
         self.num_previous_tasks = len(trained)
-        cumulative = [m.cumulative for m in model.hat_masks()]
+        self._structure(model)
+        cumulative = [m.cumulative for m in self._masks]
         self._counts = F.unit_counts(cumulative)
         if self.adjustment_mode not in ("adahat", "adahat_no_sum"):
             # These rates do not depend on the per-batch sparsity R_l.
@@ -205,7 +212,7 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
     def before_training_iteration(self, strategy, **kwargs):
         self.batch = min(self.batch + 1, self.num_batches)
         self.scale = F.annealed_scale(self.batch, self.num_batches, self.s_max)
-        _hat_model(strategy.model).hat_scale = self.scale
+        _unwrap(strategy.model).hat_scale = self.scale
 
     def before_backward(self, strategy, **kwargs):
         if self.check_finite and not torch.isfinite(strategy.loss).all():
@@ -214,9 +221,8 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
                 f"{strategy.experience.current_experience}, batch {self.batch}: stopping before it "
                 "corrupts parameters or masks (lower the learning rate or clip gradients)"
             )
-        model = _hat_model(strategy.model)
-        soft = [m.soft(self.task_label, self.scale) for m in model.hat_masks()]
-        cumulative = [m.cumulative for m in model.hat_masks()]
+        soft = [m.soft(self.task_label, self.scale) for m in self._masks]
+        cumulative = [m.cumulative for m in self._masks]
         total, per_layer = F.network_sparsity(
             soft,
             cumulative,
@@ -229,22 +235,26 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
             strategy.loss = strategy.loss + self.mask_sparsity_reg_factor * total
 
     def before_update(self, strategy, **kwargs):
-        model = _hat_model(strategy.model)
+        model = _unwrap(strategy.model)
         if self.protection_active:
             rates = self.current_unit_rates(model)
             if self.protect == "gradient":
                 random = self.adjustment_mode == "hat_random"
                 for r in rates:
                     grad = r.covered.param.grad
-                    if grad is not None:
+                    if grad is None:
+                        continue
+                    if random:
                         grad.mul_(r.full(random))
+                    else:
+                        F.mul_outer_max_(grad, r.out_rate, r.in_rate)
             else:
                 random = self.adjustment_mode == "hat_random"
                 self._snapshots = [
                     (r.covered.param, r.covered.param.detach().clone(), r.full(random))
                     for r in rates
                 ]
-        for mask in model.hat_masks():
+        for mask in self._masks:
             e = mask.embeddings[str(self.task_label)]
             if e.grad is not None:
                 F.compensate_embedding_grad(
@@ -279,16 +289,32 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
             return self._fixed_rates
         return self._unit_rates(model, self.layer_sparsity)
 
+    def _structure(self, model: HATModule) -> None:
+        """Cache the masks, covered parameters and mask indices of ``model``."""
+        if self._structure_of != id(model):
+            self._masks = model.hat_masks()
+            self._covered = model.covered_parameters()
+            self._mask_index = {id(m): i for i, m in enumerate(self._masks)}
+            self._structure_of = id(model)
+
     def _unit_rates(self, model: HATModule, sparsity: list[Tensor] | None) -> list[_UnitRates]:
-        masks = model.hat_masks()
-        index = {id(m): i for i, m in enumerate(masks)}
+        self._structure(model)
+        cache: dict[tuple[int, int], Tensor] = {}
+
+        def rate(mask, layer: int) -> Tensor:
+            # A weight's output rate equals its bias's: compute each (mask, layer) once.
+            key = (id(mask), layer)
+            if key not in cache:
+                cache[key] = self._mask_rates(mask, self._layer_r(sparsity, layer))
+            return cache[key]
+
         rates = []
-        for cp in model.covered_parameters():
-            r = self._layer_r(sparsity, index[id(cp.out_mask)])
-            out_rate = self._mask_rates(cp.out_mask, r)
+        for cp in self._covered:
+            layer = self._mask_index[id(cp.out_mask)]
+            out_rate = rate(cp.out_mask, layer)
             in_rate = None
             if cp.in_mask is not None:
-                in_rate = cp.expand_in(self._mask_rates(cp.in_mask, r))
+                in_rate = cp.expand_in(rate(cp.in_mask, layer))
             rates.append(_UnitRates(cp, out_rate, in_rate))
         return rates
 
@@ -403,10 +429,16 @@ class AdaHATPlugin(HATPlugin, supports_distributed=True):
         return F.adahat_r(self.adjustment_intensity, sparsity[layer], self.epsilon)
 
 
+def _unwrap(model):
+    """``model`` without a ``DistributedDataParallel`` wrapper (no checks: per-step hooks)."""
+    if isinstance(model, torch.nn.parallel.DistributedDataParallel):
+        return model.module
+    return model
+
+
 def _hat_model(model) -> HATModule:
     """The HAT backbone behind ``model`` (unwrapping ``DistributedDataParallel``), checked."""
-    if isinstance(model, torch.nn.parallel.DistributedDataParallel):
-        model = model.module
+    model = _unwrap(model)
     if not isinstance(model, HATModule):
         raise TypeError(
             f"model must be a HAT backbone (an avalanche_adahat.masking.HATModule such as "

@@ -206,3 +206,15 @@ def test_random_rates():
     rates = F.random_rates(free)
     assert rates[0, 0] == 1 and rates[1, 1] == 1
     assert 0 <= rates[0, 1] < 1 and 0 <= rates[1, 0] < 1
+
+
+@pytest.mark.parametrize("shape", [(7, 5), (6, 4, 3, 3), (9,)])
+def test_mul_outer_max_in_blocks_equals_the_full_product(shape):
+    g = torch.Generator().manual_seed(0)
+    grad = torch.randn(shape, generator=g)
+    out_rate = torch.rand(shape[0], generator=g)
+    in_rate = None if len(shape) == 1 else torch.rand(shape[1], generator=g)
+    expected = grad * F.outer_max(out_rate, in_rate, grad.shape)
+    for block in (1, 4, 1 << 16):  # row blocks of one, a few, and all rows
+        got = F.mul_outer_max_(grad.clone(), out_rate, in_rate, block=block)
+        assert torch.equal(got, expected)
