@@ -300,6 +300,7 @@ DEFAULTS: dict[str, Any] = {
     "train_per_task": None,
     "test_per_task": None,
     "threads": None,
+    "fast_data": True,
     "progress": "auto",
     "params": {},
     "output": "compare-results",
@@ -419,6 +420,8 @@ def _validate(config: dict) -> None:
         raise CompareError(f"--optimizer must be sgd or adam, got {config['optimizer']!r}")
     if not config["seeds"]:
         raise CompareError("--seeds is empty")
+    if not isinstance(config["fast_data"], bool):
+        raise CompareError(f"fast_data must be true or false, got {config['fast_data']!r}")
     if config["progress"] not in ("auto", "bar", "lines", "none"):
         raise CompareError(
             f"--progress must be auto, bar, lines or none, got {config['progress']!r}"
@@ -468,29 +471,37 @@ def _load_benchmark(config: dict, seed: int):
 
 
 def _subsample(benchmark, train_n: int | None, test_n: int | None, seed: int):
-    """The same benchmark with at most ``train_n`` / ``test_n`` samples per experience."""
-    from avalanche.benchmarks import nc_benchmark
+    """The same benchmark with at most ``train_n`` / ``test_n`` random samples per experience.
+
+    Each experience keeps its dataset's targets and task label (the datasets are
+    already task-incremental with class ids from 0); ``tensor_sources`` are cut
+    with the same indices.
+    """
+    from avalanche.benchmarks import dataset_benchmark
 
     g = torch.Generator().manual_seed(seed)
+    sources = getattr(benchmark, "tensor_sources", None) or {}
+    new_sources: dict[str, list] = {}
 
-    def cut(stream, n):
-        out = []
-        for exp in stream:
+    def cut(stream, n, name):
+        out, cut_sources = [], []
+        for k, exp in enumerate(stream):
             ds = exp.dataset
+            source = sources[name][k] if name in sources else None
             if n is not None and len(ds) > n:
-                ds = ds.subset(torch.randperm(len(ds), generator=g)[:n].sort().values.tolist())
+                keep = torch.randperm(len(ds), generator=g)[:n].sort().values
+                ds = ds.subset(keep.tolist())
+                source = source.subset(keep) if source is not None else None
             out.append(ds)
+            cut_sources.append(source)
+        new_sources[name] = cut_sources
         return out
 
-    return nc_benchmark(
-        cut(benchmark.train_stream, train_n),
-        cut(benchmark.test_stream, test_n),
-        n_experiences=len(benchmark.train_stream),
-        task_labels=True,
-        shuffle=False,
-        one_dataset_per_exp=True,
-        class_ids_from_zero_in_each_exp=True,
+    subsampled = dataset_benchmark(
+        cut(benchmark.train_stream, train_n, "train"), cut(benchmark.test_stream, test_n, "test")
     )
+    subsampled.tensor_sources = new_sources
+    return subsampled
 
 
 def _benchmark_shape(benchmark) -> tuple[tuple[int, ...], int]:
@@ -606,10 +617,14 @@ def run_one(config: dict, name: str, seed: int, benchmark) -> dict:
         warnings.filterwarnings("ignore", message="No loggers specified")
         evaluator = EvaluationPlugin(accuracy_metrics(experience=True), loggers=loggers)
     recorder = CapacityRecorder() if name in HAT_FAMILY else None
-    strategy = _make_strategy(config, name, model, evaluator, [recorder] if recorder else [])
+    sources = getattr(benchmark, "tensor_sources", None)
+    fast = bm.FastDataPlugin(sources) if sources and config.get("fast_data", True) else None
+    plugins = [p for p in (fast, recorder) if p is not None]
+    strategy = _make_strategy(config, name, model, evaluator, plugins)
     n = len(benchmark.train_stream)
     matrix: list[list[float | None]] = []
     train_seconds = 0.0
+    started = time.perf_counter()
     for i, experience in enumerate(benchmark.train_stream):
         start = time.perf_counter()
         strategy.train(experience)
@@ -627,6 +642,9 @@ def run_one(config: dict, name: str, seed: int, benchmark) -> dict:
             )
     result = {"seed": seed, **matrix_metrics(matrix), "acc_matrix": matrix}
     result["train_seconds"] = train_seconds
+    result["wall_seconds"] = time.perf_counter() - started
+    # experiences (training and evaluation) fed from tensor batches / Avalanche's loaders
+    result["data_loading"] = dict(fast.counts) if fast else None
     if recorder is not None:
         result["capacity_start"] = recorder.start
         result["capacity_end"] = recorder.end
@@ -783,7 +801,8 @@ def results_markdown(results: dict, heading: str = "##") -> str:
         + (f", {c['test_per_task']} test samples/task" if c["test_per_task"] else "")
         + f"; wall time {results['wall_seconds']:.0f} s; "
         + ", ".join(f"{k} {v}" for k, v in results["versions"].items())
-        + ".",
+        + "."
+        + _data_loading_note(results),
         "",
         "| strategy | avg accuracy | BWT | forgetting | capacity (end) | train s / seed |",
         "| --- | --- | --- | --- | --- | --- |",
@@ -818,6 +837,35 @@ def results_markdown(results: dict, heading: str = "##") -> str:
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines.append("")
     return "\n".join(lines)
+
+
+def _data_loading_note(results: dict) -> str:
+    """How the experiences were fed (``data_loading`` of each run; absent in older results)."""
+    counts = [
+        r.get("data_loading", "absent")
+        for s in results["strategies"].values()
+        for r in s["per_seed"].values()
+    ]
+    if any(c == "absent" for c in counts):
+        return ""
+    if all(c is None for c in counts):
+        return " Data: Avalanche's own per-sample loaders (`--no-fast-data`)."
+    tensor = sum(c["tensor"] for c in counts if c)
+    avalanche = sum(c["avalanche"] for c in counts if c)
+    note = (
+        f" Data: {tensor} of {tensor + avalanche} training/evaluation experiences (all runs) "
+        "fed from whole-tensor batches checked equal to Avalanche's datasets"
+    )
+    if avalanche:
+        by = sorted(
+            name
+            for name, s in results["strategies"].items()
+            if any(
+                r["data_loading"] and r["data_loading"]["avalanche"] for r in s["per_seed"].values()
+            )
+        )
+        note += f", the rest by Avalanche's own loaders ({', '.join(by)})"
+    return note + "."
 
 
 def _plots(results: dict, out_dir: Path) -> None:
@@ -997,6 +1045,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="use at most N random test samples per task (default: all)",
     )
     a("--threads", type=int, metavar="N", help="torch.set_num_threads(N) (default: torch's)")
+    a(
+        "--no-fast-data",
+        dest="fast_data",
+        action="store_false",
+        default=None,
+        help="always use Avalanche's own per-sample data loaders (default: feed strategies "
+        "whose data are exactly one experience's from whole-tensor batches where the "
+        "benchmark provides them: split/permuted digits and Fashion-MNIST)",
+    )
     a(
         "--progress",
         metavar="MODE",

@@ -10,7 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
+from avalanche_adahat import benchmarks as bm
 from avalanche_adahat.__main__ import main
 from avalanche_adahat.compare import matrix_metrics
 
@@ -60,6 +62,8 @@ def test_results_json(digits_run):
             assert run["seed"] == int(seed)
             assert run["avg_acc"] == pytest.approx(sum(run["acc_matrix"][-1]) / 5)
             assert run["bwt"] == pytest.approx(matrix_metrics(run["acc_matrix"])["bwt"])
+        for run in s["per_seed"].values():  # 5 training + 15 evaluation experiences
+            assert run["data_loading"] == {"tensor": 20, "avalanche": 0}
         if name in ("adahat", "hat"):
             assert _in_unit(s["capacity"])
             curve = s["per_seed"]["0"]["capacity_start"]
@@ -163,3 +167,79 @@ def test_split_fmnist_from_debian_package(tmp_path):
         assert len(s["acc_matrix"]) == 2 and _in_unit(s["avg_acc"])
     # the naive run learnt something on real data
     assert res["strategies"]["naive"]["acc_matrix"][0][0] > 0.7
+
+
+# --------------------------------------------------------------------------- fast data path
+def _all_items(dataset):
+    items = [dataset[i] for i in range(len(dataset))]
+    return torch.stack([torch.as_tensor(it[0]) for it in items]), [int(it[1]) for it in items]
+
+
+@pytest.mark.parametrize("build", [bm.split_digits, bm.permuted_digits])
+def test_tensor_sources_equal_avalanche_datasets(build):
+    benchmark = build(5)
+    for name in ("train", "test"):
+        stream = getattr(benchmark, f"{name}_stream")
+        sources = benchmark.tensor_sources[name]
+        assert len(sources) == len(stream)
+        for exp, source in zip(stream, sources):
+            data = exp.dataset.train() if name == "train" else exp.dataset.eval()
+            x, y = _all_items(data)
+            sx, sy = source.get(torch.arange(len(source)))
+            assert torch.equal(sx, x) and sy.tolist() == y  # bitwise, every sample
+            assert source.task_label == exp.task_label
+            sub = source.subset(torch.tensor([3, 1]))
+            assert torch.equal(sub.get(torch.arange(2))[0], x[[3, 1]])
+
+
+def test_tensor_loader_batches():
+    source = bm.TensorSource(torch.arange(10.0).reshape(10, 1), torch.arange(10) % 3, 7)
+    loader = bm.TensorLoader(source, batch_size=4, shuffle=True)
+    assert len(loader) == 3
+    batches = list(loader)
+    assert [len(b[0]) for b in batches] == [4, 4, 2]
+    xs = torch.cat([b[0] for b in batches]).flatten()
+    assert sorted(xs.tolist()) == list(range(10))
+    for x, y, t in batches:
+        assert torch.equal(y, x.flatten().long() % 3) and set(t.tolist()) == {7}
+    ordered = torch.cat([b[0] for b in bm.TensorLoader(source, 4, shuffle=False)]).flatten()
+    assert ordered.tolist() == list(range(10))
+    ordered[0] = -1.0  # batches are copies, never views of the stored data
+    assert source.x[0, 0] == 0.0
+
+
+def test_fast_data_falls_back_where_data_differ(tmp_path):
+    """Cumulative trains on more than one experience: Avalanche's loader is kept then."""
+    out = tmp_path / "cum"
+    argv = [
+        "compare", "--benchmark", "split_digits", "--n-experiences", "2",
+        "--strategies", "cumulative,naive", "--seeds", "0", "--threads", "1",
+        "--progress", "none", "--output", str(out),
+    ]  # fmt: skip
+    assert main(argv) == 0
+    res = json.loads((out / "results.json").read_text())
+    loading = {k: s["per_seed"]["0"]["data_loading"] for k, s in res["strategies"].items()}
+    assert loading["naive"] == {"tensor": 5, "avalanche": 0}
+    assert loading["cumulative"] == {"tensor": 4, "avalanche": 1}  # its 2nd training set
+    slow = tmp_path / "slow"
+    assert main([*argv[:-1], str(slow), "--no-fast-data"]) == 0
+    res = json.loads((slow / "results.json").read_text())
+    assert res["config"]["fast_data"] is False
+    assert all(s["per_seed"]["0"]["data_loading"] is None for s in res["strategies"].values())
+
+
+@pytest.mark.skipif(not FMNIST.is_dir(), reason=f"Fashion-MNIST not in {FMNIST}")
+@pytest.mark.parametrize("name", ["split_fmnist", "permuted_fmnist"])
+def test_fmnist_sources_equal_avalanche_datasets(name):
+    benchmark = getattr(bm, name)(2, 0)
+    g = torch.Generator().manual_seed(1)
+    for stream in ("train", "test"):
+        for exp, source in zip(
+            getattr(benchmark, f"{stream}_stream"), benchmark.tensor_sources[stream]
+        ):
+            assert source is not None and len(source) == len(exp.dataset)
+            picks = torch.randint(len(source), (64,), generator=g)
+            sx, sy = source.get(picks)
+            for k, i in enumerate(picks.tolist()):
+                x, y, t = exp.dataset[i]
+                assert torch.equal(x, sx[k]) and int(y) == int(sy[k]) and t == source.task_label
