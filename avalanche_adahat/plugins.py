@@ -25,9 +25,42 @@ from torch import Tensor
 from . import functional as F
 from .masking import CoveredParameter, HATModule
 
-__all__ = ["AdaHATPlugin", "HATPlugin"]
+__all__ = [
+    "DEFAULT_ADJUSTMENT_INTENSITY",
+    "AdaHATPlugin",
+    "HATPlugin",
+    "default_adjustment_intensity",
+]
 
 PROTECT_MODES = ("gradient", "update")
+
+#: Optimizers that divide each gradient by a running scale of its own.
+ADAPTIVE_OPTIMIZERS = (
+    torch.optim.Adam,
+    torch.optim.AdamW,
+    torch.optim.Adamax,
+    torch.optim.NAdam,
+    torch.optim.RAdam,
+    torch.optim.RMSprop,
+    torch.optim.Adagrad,
+    torch.optim.Adadelta,
+)
+
+#: AdaHAT's ``adjustment_intensity`` when none is given, by optimizer family and
+#: ``protect`` mode: the best average accuracy of the sweep in
+#: docs/INTENSITY_SWEEP.md (``python benchmarks/intensity_sweep.py``; SPEC §8).
+DEFAULT_ADJUSTMENT_INTENSITY = {
+    ("sgd", "gradient"): 1e-2,
+    ("sgd", "update"): 1e-2,
+    ("adaptive", "gradient"): 1e-7,
+    ("adaptive", "update"): 1e-2,
+}
+
+
+def default_adjustment_intensity(optimizer: torch.optim.Optimizer, protect: str) -> float:
+    """The measured default intensity for ``optimizer``'s family and ``protect``."""
+    family = "adaptive" if isinstance(optimizer, ADAPTIVE_OPTIMIZERS) else "sgd"
+    return DEFAULT_ADJUSTMENT_INTENSITY[(family, protect)]
 
 
 @dataclass(eq=False)
@@ -140,7 +173,7 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
         self.protect = protect
         self.sparsity_guard_units = sparsity_guard_units
         self.check_finite = check_finite
-        self.adjustment_intensity: float = 1.0  # AdaHAT only
+        self.adjustment_intensity: float = 1.0  # AdaHAT only (set by AdaHATPlugin)
         self.epsilon: float = 0.1  # AdaHAT only
         self._warned = False
         self._reset_task_state()
@@ -354,10 +387,7 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
         if self.protect != "gradient" or self._warned:
             return
         decay = any(g.get("weight_decay", 0) for g in optimizer.param_groups)
-        adaptive = isinstance(
-            optimizer,
-            (torch.optim.Adam, torch.optim.AdamW, torch.optim.RMSprop, torch.optim.Adagrad),
-        )
+        adaptive = isinstance(optimizer, ADAPTIVE_OPTIMIZERS)
         reason = None
         if decay:
             reason = (
@@ -391,9 +421,14 @@ class AdaHATPlugin(HATPlugin, supports_distributed=True):
         This is the form of the paper's ablation code, not the reference
         module's, which throttles every parameter by the 1-based task number),
         ``"adahat_no_reg"`` (ablation: ``r = adjustment_intensity / epsilon``).
-    :param adjustment_intensity: ``alpha`` of AdaHAT Eq. 9, > 0. Default 1e-6
-        (AdaHAT paper, with Adam). Under plain SGD so small a value makes
-        AdaHAT behave almost exactly like HAT (SPEC §8).
+    :param adjustment_intensity: ``alpha`` of AdaHAT Eq. 9, > 0. Default
+        ``None``: chosen when training starts from
+        :data:`DEFAULT_ADJUSTMENT_INTENSITY` by optimizer family and ``protect``
+        mode (1e-2 for SGD-like optimizers and for ``protect="update"``, 1e-7
+        for adaptive optimizers with ``protect="gradient"``), the values that
+        scored best in a measured sweep (docs/INTENSITY_SWEEP.md). The AdaHAT
+        paper used 1e-6 with Adam; under plain SGD so small a value makes AdaHAT
+        behave almost exactly like HAT (SPEC §8).
     :param epsilon: added to the network sparsity in Eq. 9, > 0. Default 0.1.
     """
 
@@ -403,12 +438,13 @@ class AdaHATPlugin(HATPlugin, supports_distributed=True):
         self,
         *,
         adjustment_mode: str = "adahat",
-        adjustment_intensity: float = 1e-6,
+        adjustment_intensity: float | None = None,
         epsilon: float = 0.1,
         mask_sparsity_reg_factor: float = 0.1,
         **hat_kwargs,
     ):
-        _positive("adjustment_intensity", adjustment_intensity)
+        if adjustment_intensity is not None:
+            _positive("adjustment_intensity", adjustment_intensity)
         _positive("epsilon", epsilon)
         if "alpha" in hat_kwargs:
             raise ValueError(
@@ -420,8 +456,17 @@ class AdaHATPlugin(HATPlugin, supports_distributed=True):
             mask_sparsity_reg_factor=mask_sparsity_reg_factor,
             **hat_kwargs,
         )
-        self.adjustment_intensity = float(adjustment_intensity)
+        self.requested_intensity = adjustment_intensity
+        if adjustment_intensity is not None:
+            self.adjustment_intensity = float(adjustment_intensity)
         self.epsilon = float(epsilon)
+
+    def before_training(self, strategy, **kwargs):
+        super().before_training(strategy, **kwargs)
+        if self.requested_intensity is None:
+            self.adjustment_intensity = default_adjustment_intensity(
+                strategy.optimizer, self.protect
+            )
 
     def _layer_r(self, sparsity, layer):
         if self.adjustment_mode == "adahat_no_reg" or sparsity is None:

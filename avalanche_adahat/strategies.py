@@ -92,7 +92,7 @@ class AdaHAT(SupervisedTemplate):
         optimizer: Optimizer,
         criterion=None,
         adjustment_mode: str = "adahat",
-        adjustment_intensity: float = 1e-6,
+        adjustment_intensity: float | None = None,
         epsilon: float = 0.1,
         s_max: float = 400.0,
         clamp_threshold: float = 50.0,

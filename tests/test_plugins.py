@@ -358,3 +358,34 @@ def test_split_digits_hat_has_no_forgetting_and_both_beat_naive():
     assert results["HAT"]["forgetting"] == 0.0
     assert results["HAT"]["avg_acc"] > results["Naive"]["avg_acc"]
     assert results["AdaHAT"]["avg_acc"] > results["Naive"]["avg_acc"]
+
+
+@pytest.mark.parametrize(
+    "make_optimizer, protect, expected",
+    [
+        (lambda p: torch.optim.SGD(p, lr=0.1), "gradient", 1e-2),
+        (lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9), "update", 1e-2),
+        (lambda p: torch.optim.Adam(p), "gradient", 1e-7),
+        (lambda p: torch.optim.AdamW(p), "update", 1e-2),
+    ],
+)
+def test_default_intensity_follows_the_measured_sweep(
+    make_optimizer, protect, expected, tiny_benchmark
+):
+    model = HATMLP(8, (6,), 2)
+    plugin = AdaHATPlugin(protect=protect)
+    Naive(
+        model=model,
+        optimizer=make_optimizer(model.parameters()),
+        plugins=[plugin],
+        evaluator=_quiet(),
+    ).train(tiny_benchmark.train_stream[0])
+    assert plugin.adjustment_intensity == expected
+    explicit = AdaHATPlugin(adjustment_intensity=3e-4)
+    Naive(
+        model=HATMLP(8, (6,), 2),
+        optimizer=torch.optim.Adam(model.parameters()),
+        plugins=[explicit],
+        evaluator=_quiet(),
+    )
+    assert explicit.adjustment_intensity == 3e-4
