@@ -175,8 +175,6 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
         self.protect = protect
         self.sparsity_guard_units = sparsity_guard_units
         self.check_finite = check_finite
-        self.adjustment_intensity: float = 1.0  # AdaHAT only (set by AdaHATPlugin)
-        self.epsilon: float = 0.1  # AdaHAT only
         self._warned = False
         self._reset_task_state()
 
@@ -459,8 +457,10 @@ class AdaHATPlugin(HATPlugin, supports_distributed=True):
             **hat_kwargs,
         )
         self.requested_intensity = adjustment_intensity
-        if adjustment_intensity is not None:
-            self.adjustment_intensity = float(adjustment_intensity)
+        # None until training starts when left to the measured default.
+        self.adjustment_intensity = (
+            None if adjustment_intensity is None else float(adjustment_intensity)
+        )
         self.epsilon = float(epsilon)
 
     def before_training(self, strategy, **kwargs):

@@ -94,8 +94,10 @@ def _expected_rate(plugin, model, cp, before):
     mode = plugin.adjustment_mode
     if mode in ("adahat", "adahat_no_sum"):
         r = plugin.adjustment_intensity / (plugin.epsilon + plugin.layer_sparsity[layer].item())
-    else:
+    elif mode == "adahat_no_reg":
         r = plugin.adjustment_intensity / plugin.epsilon
+    else:
+        r = None  # the HAT modes have no r
     rate = torch.empty(cp.param.shape)
     for idx in torch.cartesian_prod(*[torch.arange(s) for s in cp.param.shape]).reshape(
         -1, cp.param.dim()
