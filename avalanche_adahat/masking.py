@@ -153,10 +153,13 @@ class HATModule(MultiTaskModule):
         self.s_max: float = 400.0
         self.hat_scale: float | None = None
         self.task_embedding_init_mode: str = "N01"
+        self._hat_masks: list[HATMask] | None = None
 
     def hat_masks(self) -> list[HATMask]:
-        """The masks in forward order."""
-        return [m for m in self.modules() if isinstance(m, HATMask)]
+        """The masks in forward order (found once: the architecture does not change)."""
+        if self._hat_masks is None:
+            self._hat_masks = [m for m in self.modules() if isinstance(m, HATMask)]
+        return self._hat_masks
 
     def covered_parameters(self) -> list[CoveredParameter]:
         raise NotImplementedError
