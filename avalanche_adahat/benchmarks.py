@@ -301,7 +301,9 @@ class FastDataPlugin(SupervisedPlugin):
     strategy's adapted dataset (same length, sampled items bitwise equal); in any
     other case (``Cumulative`` after the first task, ``Replay`` with a buffer,
     a benchmark without sources) Avalanche's loader is kept. ``counts`` tells
-    how many experiences went each way.
+    how many experiences went each way, as actually iterated: a loader that a
+    later plugin replaced (``Replay``'s, once its buffer holds data) counts as
+    Avalanche's.
 
     :param sources: ``{"train": [...], "test": [...]}``, one :class:`TensorSource`
         (or ``None``) per experience of each stream.
@@ -313,6 +315,19 @@ class FastDataPlugin(SupervisedPlugin):
         super().__init__()
         self.sources = sources
         self.counts = {"tensor": 0, "avalanche": 0}
+        self._pending: TensorLoader | None = None  # swapped in, not yet seen iterated
+
+    def before_training_epoch(self, strategy, **kwargs):
+        self._settle(strategy)
+
+    def before_eval_iteration(self, strategy, **kwargs):
+        self._settle(strategy)
+
+    def _settle(self, strategy) -> None:
+        if self._pending is not None and strategy.dataloader is not self._pending:
+            self.counts["tensor"] -= 1  # another plugin replaced our loader after us
+            self.counts["avalanche"] += 1
+        self._pending = None
 
     def before_training_exp(self, strategy, **kwargs):
         self._swap(strategy, strategy.train_mb_size, shuffle=True)
@@ -330,9 +345,10 @@ class FastDataPlugin(SupervisedPlugin):
             and type(strategy.dataloader).__name__ in self.PLAIN_LOADERS
             and source.matches(strategy.adapted_dataset)
         ):
-            strategy.dataloader = TensorLoader(source, batch_size, shuffle)
+            strategy.dataloader = self._pending = TensorLoader(source, batch_size, shuffle)
             self.counts["tensor"] += 1
         else:
+            self._pending = None
             self.counts["avalanche"] += 1
 
 

@@ -209,11 +209,11 @@ def test_tensor_loader_batches():
 
 
 def test_fast_data_falls_back_where_data_differ(tmp_path):
-    """Cumulative trains on more than one experience: Avalanche's loader is kept then."""
+    """Cumulative trains on more than one experience, Replay adds its buffer: Avalanche's loaders."""
     out = tmp_path / "cum"
     argv = [
         "compare", "--benchmark", "split_digits", "--n-experiences", "2",
-        "--strategies", "cumulative,naive", "--seeds", "0", "--threads", "1",
+        "--strategies", "cumulative,replay,naive", "--seeds", "0", "--threads", "1",
         "--progress", "none", "--output", str(out),
     ]  # fmt: skip
     assert main(argv) == 0
@@ -221,6 +221,7 @@ def test_fast_data_falls_back_where_data_differ(tmp_path):
     loading = {k: s["per_seed"]["0"]["data_loading"] for k, s in res["strategies"].items()}
     assert loading["naive"] == {"tensor": 5, "avalanche": 0}
     assert loading["cumulative"] == {"tensor": 4, "avalanche": 1}  # its 2nd training set
+    assert loading["replay"] == {"tensor": 4, "avalanche": 1}  # Replay's loader on task 2
     slow = tmp_path / "slow"
     assert main([*argv[:-1], str(slow), "--no-fast-data"]) == 0
     res = json.loads((slow / "results.json").read_text())
