@@ -271,8 +271,8 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
         model = _unwrap(strategy.model)
         if self.protection_active:
             rates = self.current_unit_rates(model)
+            random = self.adjustment_mode == "hat_random"
             if self.protect == "gradient":
-                random = self.adjustment_mode == "hat_random"
                 for r in rates:
                     grad = r.covered.param.grad
                     if grad is None:
@@ -282,7 +282,6 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
                     else:
                         F.mul_outer_max_(grad, r.out_rate, r.in_rate)
             else:
-                random = self.adjustment_mode == "hat_random"
                 self._snapshots = [
                     (r.covered.param, r.covered.param.detach().clone(), r.full(random))
                     for r in rates
@@ -303,7 +302,7 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
                 p.copy_(torch.lerp(before, p.detach(), rate.to(p.dtype)))
             self._snapshots = []
             if self.embedding_clamp is not None:
-                for mask in _hat_model(strategy.model).hat_masks():
+                for mask in self._masks:
                     mask.embeddings[str(self.task_label)].clamp_(
                         -self.embedding_clamp, self.embedding_clamp
                     )

@@ -391,3 +391,16 @@ def test_default_intensity_follows_the_measured_sweep(
         evaluator=_quiet(),
     )
     assert explicit.adjustment_intensity == 3e-4
+
+
+def test_embedding_clamp_bounds_the_training_task_embedding(tiny_benchmark):
+    torch.manual_seed(0)
+    model = HATMLP(8, (6, 5), 2)
+    HAT(
+        model=model,
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+        embedding_clamp=0.5,
+        evaluator=_quiet(),
+    ).train(tiny_benchmark.train_stream[0])
+    for mask in model.hat_masks():
+        assert mask.embeddings["0"].abs().max().item() <= 0.5
