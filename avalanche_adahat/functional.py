@@ -25,16 +25,19 @@ __all__ = [
     "REG_MODES",
     "annealed_scale",
     "compensate_embedding_grad",
+    "compensation_factor",
     "gate",
     "mean_outer_max",
     "mul_outer_max_",
     "network_sparsity",
     "outer_max",
     "random_rates",
+    "sparsity_affine",
     "sparsity_regularization",
     "unit_counts",
     "unit_rates",
     "adahat_r",
+    "adahat_rates",
 ]
 
 HAT_MODES = ("hat", "hat_random", "hat_const_alpha", "hat_const_1")
@@ -61,16 +64,21 @@ def gate(embedding: Tensor, s: float) -> Tensor:
     return torch.sigmoid(s * embedding)
 
 
+def compensation_factor(
+    embedding: Tensor, s: float, s_max: float, clamp_threshold: float
+) -> Tensor:
+    """HAT Sec. 2.5: the factor ``s_max / s * (cosh(clamp(s e, -c, c)) + 1) / (cosh(e) + 1)``
+    by which an embedding gradient is scaled."""
+    num = torch.cosh(torch.clamp(s * embedding, -clamp_threshold, clamp_threshold)).add_(1)
+    den = torch.cosh(embedding).add_(1)
+    return num.div_(den).mul_(s_max / s)
+
+
 def compensate_embedding_grad(
     grad: Tensor, embedding: Tensor, s: float, s_max: float, clamp_threshold: float
 ) -> Tensor:
-    """HAT Sec. 2.5: scale an embedding gradient in place and return it.
-
-    ``grad *= s_max / s * (cosh(clamp(s e, -c, c)) + 1) / (cosh(e) + 1)``.
-    """
-    num = torch.cosh(torch.clamp(s * embedding, -clamp_threshold, clamp_threshold)) + 1
-    den = torch.cosh(embedding) + 1
-    return grad.mul_(num.div_(den).mul_(s_max / s))
+    """HAT Sec. 2.5: scale an embedding gradient in place by :func:`compensation_factor`."""
+    return grad.mul_(compensation_factor(embedding, s, s_max, clamp_threshold))
 
 
 def _guarded_ratio(num: Tensor, den: float, min_units: int) -> Tensor:
@@ -119,6 +127,44 @@ def network_sparsity(
     return total, per_layer
 
 
+def sparsity_affine(
+    cumulative_masks: list[Tensor], mode: str = "original", min_units: int = 10
+) -> tuple[Tensor, Tensor]:
+    """:func:`network_sparsity` as an affine map of the concatenated soft masks.
+
+    Every ratio of HAT Sec. 2.6 is linear in the gates, with weights that depend
+    only on the cumulative masks (fixed for a whole task). Returns ``(weights,
+    bias)`` with ``L + 1`` rows such that ``bias + weights @ cat(soft_masks)``
+    is ``[R_1, ..., R_L, total]``, guards included: one matrix-vector product
+    per step instead of a few ops per layer.
+    """
+    if mode not in REG_MODES:
+        raise ValueError(f"mask_sparsity_reg_mode must be one of {REG_MODES}, got {mode!r}")
+    used = torch.cat([c.flatten() for c in cumulative_masks])
+    free = 1 - used
+    layers = len(cumulative_masks)
+    weights = used.new_zeros(layers + 1, used.numel())
+    bias = used.new_zeros(layers + 1)
+    counts = unit_counts(cumulative_masks)
+    total_free, total_used = sum(f for f, _ in counts), sum(u for _, u in counts)
+    half = 0.5 if mode == "cross" else 1.0  # cross: the average of two ratios
+    start = 0
+    for layer, (c, (n_free, n_used)) in enumerate(zip(cumulative_masks, counts)):
+        span = slice(start, start + c.numel())
+        start += c.numel()
+        if n_free > min_units:
+            weights[layer, span] = half * free[span] / n_free
+        if mode == "cross" and n_used > min_units:  # + (1 - Σ m M / Σ M) / 2
+            weights[layer, span] -= half * used[span] / n_used
+            bias[layer] = half
+    if total_free > min_units:
+        weights[layers] = half * free / total_free
+    if mode == "cross" and total_used > min_units:
+        weights[layers] -= half * used / total_used
+        bias[layers] = half
+    return weights, bias
+
+
 def _reuse_term(num: Tensor, den: float, min_units: int) -> Tensor:
     """Cross-mode reuse term ``1 - Σ m M / Σ M``; 0 until more than ``min_units`` are used."""
     if den <= min_units:
@@ -144,6 +190,24 @@ def adahat_r(
 ) -> Tensor | float:
     """AdaHAT Eq. 9: ``r_l = alpha / (epsilon + R_l)``."""
     return adjustment_intensity / (epsilon + sparsity)
+
+
+def adahat_rates(
+    summative: Tensor,
+    sparsity: Tensor | float,
+    adjustment_intensity: float,
+    epsilon: float,
+    out: Tensor | None = None,
+) -> Tensor:
+    """AdaHAT Eqs. 8-9 in one expression: ``r / (S + r)`` with ``r = alpha / (epsilon + R)``
+    is ``1 / (1 + S (epsilon + R) / alpha)``: exactly 1 where ``S = 0``.
+
+    ``sparsity`` (``R``) broadcasts against ``summative`` (``S``). Equals
+    :func:`unit_rates` ``("adahat", r=adahat_r(...))`` up to rounding, in fewer ops.
+    Written into ``out`` if given.
+    """
+    scaled = torch.mul(summative, sparsity + epsilon, out=out)
+    return scaled.mul_(1.0 / adjustment_intensity).add_(1.0).reciprocal_()
 
 
 def unit_rates(
@@ -206,18 +270,31 @@ def mul_outer_max_(
 ) -> Tensor:
     """``grad *= outer_max(out_rate, in_rate, grad.shape)`` in place, without a
     parameter-sized temporary: the outer max is built for blocks of about
-    ``block`` (output unit, input unit) pairs at a time (cache-sized)."""
-    tail = [1] * (grad.dim() - 1)
-    out_view = out_rate.view(-1, *tail)
-    if in_rate is None:
+    ``block`` (output unit, input unit) pairs at a time (cache-sized).
+
+    The rates are unit vectors, or already viewed for broadcasting (``out_rate``
+    as ``(n, 1, ...)``, ``in_rate`` as ``(1, m, 1, ...)``: see :func:`rate_views`).
+    """
+    out_view, in_view = rate_views(out_rate, in_rate, grad.dim())
+    if in_view is None:
         return grad.mul_(out_view)
-    in_view = in_rate.view(1, -1, *tail[1:])
     step = max(1, block // max(1, grad.shape[1]))
     if step >= grad.shape[0]:
         return grad.mul_(torch.maximum(out_view, in_view))
     for i in range(0, grad.shape[0], step):
         grad[i : i + step].mul_(torch.maximum(out_view[i : i + step], in_view))
     return grad
+
+
+def rate_views(out_rate: Tensor, in_rate: Tensor | None, dim: int) -> tuple[Tensor, Tensor | None]:
+    """Unit-wise rates viewed to broadcast against a ``dim``-dimensional parameter
+    (output units along dim 0, input units along dim 1); views are kept as they are."""
+    tail = [1] * (dim - 1)
+    if out_rate.dim() != dim:
+        out_rate = out_rate.view(-1, *tail)
+    if in_rate is not None and in_rate.dim() != dim:
+        in_rate = in_rate.view(1, -1, *tail[1:])
+    return out_rate, in_rate
 
 
 def mean_outer_max(out_rate: Tensor, in_rate: Tensor | None) -> tuple[Tensor, int]:

@@ -154,6 +154,15 @@ class HATModule(MultiTaskModule):
         self.hat_scale: float | None = None
         self.task_embedding_init_mode: str = "N01"
         self._hat_masks: list[HATMask] | None = None
+        # (task label, s, gates) of the last training forward pass with soft gates,
+        # for the sparsity regulariser (see take_training_gates).
+        self._training_gates: tuple[int, float, list[Tensor]] | None = None
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state = dict(state)
+        state["_training_gates"] = None  # part of an autograd graph: never copied
+        return state
 
     def hat_masks(self) -> list[HATMask]:
         """The masks in forward order (found once: the architecture does not change)."""
@@ -186,8 +195,19 @@ class HATModule(MultiTaskModule):
             return [m.stored_mask(task_label) for m in masks]
         if not masks[0].has_embedding(task_label):
             return None
-        s = self.hat_scale if (self.training and self.hat_scale is not None) else self.s_max
-        return [m.soft(task_label, s) for m in masks]
+        if self.training and self.hat_scale is not None:
+            gates = [m.soft(task_label, self.hat_scale) for m in masks]
+            self._training_gates = (task_label, self.hat_scale, gates)
+            return gates
+        return [m.soft(task_label, self.s_max) for m in masks]
+
+    def take_training_gates(self, task_label: int, s: float) -> list[Tensor] | None:
+        """The soft gates of ``task_label`` at scale ``s`` from the last training
+        forward pass (with their autograd graph), or ``None``; forgets them."""
+        found, self._training_gates = self._training_gates, None
+        if found is not None and found[0] == task_label and found[1] == s:
+            return found[2]
+        return None
 
     @torch.no_grad()
     def store_task_masks(self, task_label: int) -> None:

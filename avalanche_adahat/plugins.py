@@ -15,6 +15,7 @@ Each hook does one thing (SPEC §5 gives the order inside an iteration):
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 
@@ -73,9 +74,68 @@ class _UnitRates:
     out_rate: Tensor
     in_rate: Tensor | None
 
+    def __post_init__(self):
+        # Views of the plan's rate vector shaped to broadcast against the parameter:
+        # made once per task, they see the rates rewritten in place at each step.
+        self.views = F.rate_views(self.out_rate, self.in_rate, self.covered.param.dim())
+
     def full(self, random: bool = False) -> Tensor:
         rate = F.outer_max(self.out_rate, self.in_rate, self.covered.param.shape)
         return F.random_rates(rate.expand_as(self.covered.param)) if random else rate
+
+
+@dataclass(eq=False)
+class _RatePlan:
+    """Where each covered parameter's unit rates sit in one vector, fixed for a task.
+
+    A *slot* is a run of units rated with one layer's ``r_l``: a layer's output
+    units, or the input units of a layer's weight (repeated ``in_repeat`` times
+    for a Linear after a convolution). All slots' cumulative and summative
+    masks are concatenated, so one step's rates take a handful of vector ops.
+    """
+
+    model_id: int
+    cumulative: Tensor
+    summative: Tensor
+    slot_layer: Tensor  # per unit of the vector: the layer whose r_l applies
+    sizes: list[int]
+    slots_of: list[tuple[CoveredParameter, int, int | None]]  # (cp, out slot, in slot)
+    rates: Tensor  # the current rates of all slots, rewritten in place when they change
+    unit_rates: list[_UnitRates]  # views into ``rates``, one per covered parameter
+
+    @classmethod
+    def build(cls, model, covered: list[CoveredParameter], mask_index: dict[int, int]):
+        keys: dict[tuple[int, int, int], int] = {}
+        cumulative, summative, layers = [], [], []
+
+        def slot(mask, layer: int, repeat: int) -> int:
+            key = (id(mask), layer, repeat)
+            if key not in keys:
+                keys[key] = len(layers)
+                cumulative.append(mask.cumulative.repeat_interleave(repeat))
+                summative.append(mask.summative.repeat_interleave(repeat))
+                layers.append(layer)
+            return keys[key]
+
+        slots_of = []
+        for cp in covered:
+            layer = mask_index[id(cp.out_mask)]
+            out = slot(cp.out_mask, layer, 1)
+            inp = None if cp.in_mask is None else slot(cp.in_mask, layer, cp.in_repeat)
+            slots_of.append((cp, out, inp))
+        sizes = [c.numel() for c in cumulative]
+        device = cumulative[0].device
+        slot_layer = torch.repeat_interleave(
+            torch.tensor(layers, device=device), torch.tensor(sizes, device=device)
+        )
+        cumulative, summative = torch.cat(cumulative), torch.cat(summative)
+        rates = torch.ones_like(cumulative)
+        parts = rates.split(sizes)
+        unit_rates = [
+            _UnitRates(cp, parts[out], None if inp is None else parts[inp])
+            for cp, out, inp in slots_of
+        ]
+        return cls(id(model), cumulative, summative, slot_layer, sizes, slots_of, rates, unit_rates)
 
 
 class HATPlugin(SupervisedPlugin, supports_distributed=True):
@@ -185,9 +245,8 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
         self.num_batches = 1
         self.batch = 0
         self.scale = self.s_max
-        self.layer_sparsity: list[Tensor] | None = None  # R_l of the last batch
-        self._counts: list[tuple[float, float]] = []
-        self._fixed_rates: list[_UnitRates] | None = None
+        self._ratios: Tensor | None = None  # [R_1, ..., R_L, total] of the last batch
+        self._layer_sparsity: Tensor | None = None  # its first L entries, detached, when asked
         self._snapshots: list[tuple[Tensor, Tensor, Tensor]] = []
         # The model's structure, looked up once per task instead of once per hook
         # (each lookup walks model.modules()).
@@ -195,6 +254,11 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
         self._masks: list = []
         self._covered: list[CoveredParameter] = []
         self._mask_index: dict[int, int] = {}
+        self._embeddings: list[Tensor] = []  # the training task's e^t, one per mask
+        self._embedding_values: list[Tensor] = []
+        self._sparsity_map: tuple[Tensor, Tensor] | None = None  # F.sparsity_affine
+        self._rate_plan: _RatePlan | None = None
+        self._rates_fixed = False
 
     @property
     def protection_active(self) -> bool:
@@ -232,11 +296,15 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
         self.task_label = task_label
         self.num_previous_tasks = len(trained)
         self._structure(model)
-        cumulative = [m.cumulative for m in self._masks]
-        self._counts = F.unit_counts(cumulative)
-        if self.adjustment_mode not in ("adahat", "adahat_no_sum"):
-            # These rates do not depend on the per-batch sparsity R_l.
-            self._fixed_rates = self._unit_rates(model, None)
+        self._embeddings = [m.embeddings[str(task_label)] for m in self._masks]
+        # Detached views share the parameters' storage: current values at every step.
+        self._embedding_values = [e.detach() for e in self._embeddings]
+        self._sparsity_map = F.sparsity_affine(
+            [m.cumulative for m in self._masks],
+            self.mask_sparsity_reg_mode,
+            self.sparsity_guard_units,
+        )
+        self._prepare_rates(model)
 
     def before_training_epoch(self, strategy, **kwargs):
         self.num_batches = max(1, len(strategy.dataloader))
@@ -248,29 +316,37 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
         _unwrap(strategy.model).hat_scale = self.scale
 
     def before_backward(self, strategy, **kwargs):
-        if self.check_finite and not torch.isfinite(strategy.loss).all():
+        loss = strategy.loss
+        if self.check_finite and not math.isfinite(loss.item()):
             raise FloatingPointError(
-                f"non-finite loss {strategy.loss.detach().cpu().tolist()} in experience "
+                f"non-finite loss {loss.detach().cpu().tolist()} in experience "
                 f"{strategy.experience.current_experience}, batch {self.batch}: stopping before it "
                 "corrupts parameters or masks (lower the learning rate or clip gradients)"
             )
-        soft = [m.soft(self.task_label, self.scale) for m in self._masks]
-        cumulative = [m.cumulative for m in self._masks]
-        total, per_layer = F.network_sparsity(
-            soft,
-            cumulative,
-            self.mask_sparsity_reg_mode,
-            self.sparsity_guard_units,
-            self._counts,
-        )
-        self.layer_sparsity = [r.detach() for r in per_layer]
+        # The forward pass's gates (recomputed if the model did not record them).
+        gates = _unwrap(strategy.model).take_training_gates(self.task_label, self.scale)
+        if gates is None:
+            gates = [m.soft(self.task_label, self.scale) for m in self._masks]
+        weights, bias = self._sparsity_map
+        self._ratios = torch.addmv(bias, weights, torch.cat(gates))  # [R_1..R_L, total]
+        self._layer_sparsity = None
         if self.mask_sparsity_reg_factor > 0:
-            strategy.loss = strategy.loss + self.mask_sparsity_reg_factor * total
+            strategy.loss = torch.add(loss, self._ratios[-1], alpha=self.mask_sparsity_reg_factor)
+
+    @property
+    def layer_sparsity(self) -> Tensor | None:
+        """``[R_1, ..., R_L]`` of the last training batch (HAT Sec. 2.6), or ``None``."""
+        if self._layer_sparsity is None and self._ratios is not None:
+            self._layer_sparsity = self._ratios.detach()[:-1]
+        return self._layer_sparsity
+
+    @layer_sparsity.setter
+    def layer_sparsity(self, value) -> None:
+        self._layer_sparsity, self._ratios = value, None
 
     def before_update(self, strategy, **kwargs):
-        model = _unwrap(strategy.model)
         if self.protection_active:
-            rates = self.current_unit_rates(model)
+            rates = self.current_unit_rates(_unwrap(strategy.model))
             random = self.adjustment_mode == "hat_random"
             if self.protect == "gradient":
                 for r in rates:
@@ -280,46 +356,60 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
                     if random:
                         grad.mul_(r.full(random))
                     else:
-                        F.mul_outer_max_(grad, r.out_rate, r.in_rate)
+                        F.mul_outer_max_(grad, *r.views)
             else:
                 self._snapshots = [
                     (r.covered.param, r.covered.param.detach().clone(), r.full(random))
                     for r in rates
                 ]
-        for mask in self._masks:
-            e = mask.embeddings[str(self.task_label)]
-            if e.grad is not None:
-                F.compensate_embedding_grad(
-                    e.grad, e.detach(), self.scale, self.s_max, self.clamp_threshold
-                )
+        self._compensate_embedding_grads()
         if self.clip_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), self.clip_grad_norm)
+            torch.nn.utils.clip_grad_norm_(strategy.model.parameters(), self.clip_grad_norm)
+
+    def _compensate_embedding_grads(self) -> None:
+        """HAT Sec. 2.5 on every mask's embedding gradient, as one vector."""
+        grads = [e.grad for e in self._embeddings]
+        values = self._embedding_values
+        if any(g is None for g in grads):
+            values = [v for v, g in zip(values, grads) if g is not None]
+            grads = [g for g in grads if g is not None]
+        if not grads:
+            return
+        factor = F.compensation_factor(
+            torch.cat(values), self.scale, self.s_max, self.clamp_threshold
+        )
+        torch._foreach_mul_(grads, factor.split([g.numel() for g in grads]))
 
     def after_update(self, strategy, **kwargs):
+        if not self._snapshots and self.embedding_clamp is None:
+            return
         with torch.no_grad():
             for p, before, rate in self._snapshots:
                 # lerp is exact at 0 (keeps `before`) and at 1 (keeps the update).
                 p.copy_(torch.lerp(before, p.detach(), rate.to(p.dtype)))
             self._snapshots = []
             if self.embedding_clamp is not None:
-                for mask in self._masks:
-                    mask.embeddings[str(self.task_label)].clamp_(
-                        -self.embedding_clamp, self.embedding_clamp
-                    )
+                for e in self._embeddings:
+                    e.clamp_(-self.embedding_clamp, self.embedding_clamp)
 
     def after_training_exp(self, strategy, **kwargs):
         model = _hat_model(strategy.model)
+        self.layer_sparsity = self.layer_sparsity  # detached: nothing of the graph is kept
         model.store_task_masks(self.task_label)
         model.hat_scale = None
-        self._fixed_rates = None
+        self._rate_plan = None  # the masks changed: rates are laid out anew if asked for
         self._snapshots = []
 
     # ------------------------------------------------------------------ rates
     def current_unit_rates(self, model: HATModule) -> list[_UnitRates]:
         """The unit-sized rate factors of every covered parameter for this step."""
-        if self._fixed_rates is not None:
-            return self._fixed_rates
-        return self._unit_rates(model, self.layer_sparsity)
+        if self._rate_plan is None or self._rate_plan.model_id != id(model):
+            self._prepare_rates(model)
+        if not self._rates_fixed:
+            # [R_1..R_L, total] as computed (slots index only the first L), else as set.
+            sparsity = self.layer_sparsity if self._ratios is None else self._ratios.detach()
+            self._write_rates(self._rate_plan, sparsity)
+        return self._rate_plan.unit_rates
 
     def _structure(self, model: HATModule) -> None:
         """Cache the masks, covered parameters and mask indices of ``model``."""
@@ -329,39 +419,32 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
             self._mask_index = {id(m): i for i, m in enumerate(self._masks)}
             self._structure_of = id(model)
 
-    def _unit_rates(self, model: HATModule, sparsity: list[Tensor] | None) -> list[_UnitRates]:
+    def _prepare_rates(self, model: HATModule) -> None:
+        """Lay out the unit measures that the rates read, once per task (see :class:`_RatePlan`)."""
         self._structure(model)
-        cache: dict[tuple[int, int], Tensor] = {}
+        self._rate_plan = _RatePlan.build(model, self._covered, self._mask_index)
+        # Only these modes' rates depend on the per-batch sparsity R_l.
+        self._rates_fixed = self.adjustment_mode not in ("adahat", "adahat_no_sum")
+        if self._rates_fixed:
+            self._write_rates(self._rate_plan, None)
 
-        def rate(mask, layer: int) -> Tensor:
-            # A weight's output rate equals its bias's: compute each (mask, layer) once.
-            key = (id(mask), layer)
-            if key not in cache:
-                cache[key] = self._mask_rates(mask, self._layer_r(sparsity, layer))
-            return cache[key]
-
-        rates = []
-        for cp in self._covered:
-            layer = self._mask_index[id(cp.out_mask)]
-            out_rate = rate(cp.out_mask, layer)
-            in_rate = None
-            if cp.in_mask is not None:
-                in_rate = cp.expand_in(rate(cp.in_mask, layer))
-            rates.append(_UnitRates(cp, out_rate, in_rate))
-        return rates
-
-    def _layer_r(self, sparsity: list[Tensor] | None, layer: int) -> Tensor | float:
-        return 1.0  # HAT modes do not use r
-
-    def _mask_rates(self, mask, r) -> Tensor:
-        return F.unit_rates(
+    def _write_rates(self, plan: _RatePlan, sparsity: Tensor | list[Tensor] | None) -> None:
+        """Write the rates of all slots of ``plan`` into ``plan.rates`` (SPEC §3)."""
+        r = self._layer_r(sparsity)
+        if isinstance(r, Tensor) and r.dim() == 1:
+            r = r[plan.slot_layer]  # each slot reads the r_l of the layer it rates for
+        rates = F.unit_rates(
             self.adjustment_mode,
-            mask.cumulative,
-            mask.summative,
+            plan.cumulative,
+            plan.summative,
             r=r,
             alpha=self.alpha,
             num_previous_tasks=self.num_previous_tasks,
         )
+        plan.rates.copy_(rates)
+
+    def _layer_r(self, sparsity: Tensor | list[Tensor] | None) -> Tensor | float:
+        return 1.0  # HAT modes do not use r
 
     @torch.no_grad()
     def network_capacity(self, model: HATModule) -> Tensor:
@@ -469,10 +552,26 @@ class AdaHATPlugin(HATPlugin, supports_distributed=True):
                 strategy.optimizer, self.protect
             )
 
-    def _layer_r(self, sparsity, layer):
+    def _write_rates(self, plan, sparsity):
+        if self.adjustment_mode != "adahat" or sparsity is None:
+            return super()._write_rates(plan, sparsity)
+        if not isinstance(sparsity, Tensor):
+            sparsity = torch.stack(list(sparsity))
+        # Eqs. 8-9 on every slot, each with its layer's R_l.
+        F.adahat_rates(
+            plan.summative,
+            sparsity[plan.slot_layer],
+            self.adjustment_intensity,
+            self.epsilon,
+            out=plan.rates,
+        )
+
+    def _layer_r(self, sparsity):
         if self.adjustment_mode == "adahat_no_reg" or sparsity is None:
             return F.adahat_r(self.adjustment_intensity, 0.0, self.epsilon)
-        return F.adahat_r(self.adjustment_intensity, sparsity[layer], self.epsilon)
+        if not isinstance(sparsity, Tensor):
+            sparsity = torch.stack(list(sparsity))
+        return F.adahat_r(self.adjustment_intensity, sparsity, self.epsilon)  # one r_l per layer
 
 
 def _unwrap(model):

@@ -278,7 +278,7 @@ def run_train_iterations(strategy, batches: list, n: int, offset: int = 0) -> No
 
 
 def persistent_hat_bytes(strategy) -> dict:
-    """Bytes of HAT state (masks, embeddings, plugin rate vectors) vs parameter bytes."""
+    """Bytes of HAT state (masks, embeddings, plugin per-task state) vs parameter bytes."""
     model = strategy.model
     masks = model.hat_masks()
     emb_ids = {id(p) for m in masks for p in m.embeddings.parameters()}
@@ -286,12 +286,13 @@ def persistent_hat_bytes(strategy) -> dict:
     embeddings = sum(p.numel() * p.element_size() for m in masks for p in m.embeddings.parameters())
     params = sum(p.numel() * p.element_size() for p in model.parameters() if id(p) not in emb_ids)
     plugin = strategy.hat_plugin
-    rates = 0
-    if plugin.protection_active:
-        for r in plugin.current_unit_rates(model):
-            for t in (r.out_rate, r.in_rate):
-                if t is not None:
-                    rates += t.numel() * t.element_size()
+    # The plugin's per-task state: the rate plan's unit vectors (measures, layer
+    # index, current rates) and the sparsity regulariser's (layers + 1) x units map.
+    plugin.current_unit_rates(model)
+    plan = plugin._rate_plan
+    state = [plan.cumulative, plan.summative, plan.slot_layer, plan.rates]
+    state += list(plugin._sparsity_map or ())
+    rates = sum(t.numel() * t.element_size() for t in state)
     units = sum(m.num_units for m in masks)
     return dict(
         units=units,
@@ -346,7 +347,8 @@ def adjust_parameter_sized(strategy) -> None:
         if mode == "hat":
             rate = 1 - measure
         else:
-            r = plugin._layer_r(plugin.layer_sparsity, index[id(cp.out_mask)])
+            r = plugin._layer_r(plugin.layer_sparsity)  # one r_l per layer
+            r = r[index[id(cp.out_mask)]] if isinstance(r, torch.Tensor) else r
             rate = r / (measure + r)
         grad.mul_(rate)
 
@@ -656,10 +658,10 @@ def render_markdown(results: list[dict], memory: dict | None, meta: dict) -> str
     lines += [
         "",
         "Persistent extra memory of HAT after two tasks (HATMask buffers: cumulative, "
-        "summative, stored masks; task embeddings; the plugin's unit-sized rate vectors) "
+        "summative, stored masks; task embeddings; the plugin's per-task state: rate plan and sparsity map) "
         "vs. the model's other parameters:",
         "",
-        "| model | units | param bytes | mask buffer bytes | embedding bytes | rate vector bytes "
+        "| model | units | param bytes | mask buffer bytes | embedding bytes | plugin state bytes "
         "| extra / params |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]

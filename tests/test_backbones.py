@@ -253,7 +253,8 @@ def _rates(model, plugin=None):
     plugin = plugin or HATPlugin()
     plugin.num_previous_tasks = 1
     return {
-        r.covered.name: r.full().expand_as(r.covered.param) for r in plugin._unit_rates(model, None)
+        r.covered.name: r.full().expand_as(r.covered.param)
+        for r in plugin.current_unit_rates(model)
     }
 
 

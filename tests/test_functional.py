@@ -104,6 +104,37 @@ def test_sparsity_cross_sums_the_product():
     torch.testing.assert_close(per_layer[1], (soft[1].sum() / 12 + 0) / 2)
 
 
+@pytest.mark.parametrize("mode", ["original", "cross"])
+@pytest.mark.parametrize("guard", [0, 10])
+def test_sparsity_affine_gives_the_hand_computed_ratios(mode, guard):
+    """``bias + weights @ cat(m)`` is ``[R_0, R_1, total]`` of the hand computations above."""
+    soft, cum = _layers()
+    free0 = soft[0][4:].sum() / 8 if guard < 8 else torch.tensor(0.0)
+    free1 = soft[1].sum() / 12
+    total = (soft[0][4:].sum() + soft[1].sum()) / 20
+    if mode == "cross":
+        reuse = 1 - soft[0][:4].sum() / 4 if guard < 4 else torch.tensor(0.0)
+        free0, free1, total = (free0 + reuse) / 2, free1 / 2, (total + reuse) / 2
+    weights, bias = F.sparsity_affine(cum, mode, guard)
+    assert weights.shape == (3, 24) and bias.shape == (3,)
+    ratios = torch.addmv(bias, weights, torch.cat(soft))
+    torch.testing.assert_close(ratios, torch.stack([free0, free1, total]))
+
+
+@pytest.mark.parametrize("mode", ["original", "cross"])
+@pytest.mark.parametrize("guard", [0, 10, 30])
+def test_sparsity_affine_equals_network_sparsity(mode, guard):
+    g = torch.Generator().manual_seed(guard)
+    cum = [(torch.rand(n, generator=g) < 0.4).float() for n in (40, 25, 12)]
+    soft = [torch.rand(c.numel(), generator=g) for c in cum]
+    total, per_layer = F.network_sparsity(soft, cum, mode, guard)
+    weights, bias = F.sparsity_affine(cum, mode, guard)
+    ratios = torch.addmv(bias, weights, torch.cat(soft))
+    torch.testing.assert_close(ratios, torch.stack([*per_layer, total]))
+    with pytest.raises(ValueError, match="mask_sparsity_reg_mode"):
+        F.sparsity_affine(cum, "sum")
+
+
 def test_sparsity_first_task_is_mean_mask():
     m = [torch.rand(20), torch.rand(30)]
     c = [torch.zeros(20), torch.zeros(30)]
@@ -218,3 +249,26 @@ def test_mul_outer_max_in_blocks_equals_the_full_product(shape):
     for block in (1, 4, 1 << 16):  # row blocks of one, a few, and all rows
         got = F.mul_outer_max_(grad.clone(), out_rate, in_rate, block=block)
         assert torch.equal(got, expected)
+
+
+def test_adahat_rates_is_eqs_8_and_9():
+    # alpha = 0.5, epsilon = 0.1, R = 0.4: r = 0.5 / 0.5 = 1, rate = 1 / (S + 1)
+    rates = F.adahat_rates(S, torch.tensor(0.4), 0.5, 0.1)
+    torch.testing.assert_close(rates, torch.tensor([1 / 4, 1.0, 1 / 2, 1.0]))
+    assert rates[1].item() == 1.0 and rates[3].item() == 1.0  # unused units: exactly 1
+    # one R per unit, written into `out`; equals unit_rates with r = adahat_r
+    R = torch.tensor([0.0, 0.3, 0.9, 0.2])
+    out = torch.empty(4)
+    F.adahat_rates(S, R, 1e-2, 0.1, out=out)
+    torch.testing.assert_close(out, F.unit_rates("adahat", M, S, r=F.adahat_r(1e-2, R, 0.1)))
+
+
+def test_rate_views_broadcast_and_keep_views():
+    grad = torch.randn(5, 3, 2, 2)
+    out_rate, in_rate = torch.rand(5), torch.rand(3)
+    expected = grad * torch.maximum(out_rate.view(5, 1, 1, 1), in_rate.view(1, 3, 1, 1))
+    views = F.rate_views(out_rate, in_rate, grad.dim())
+    assert views[0].shape == (5, 1, 1, 1) and views[1].shape == (1, 3, 1, 1)
+    assert F.rate_views(*views, grad.dim())[0] is views[0]  # already viewed: kept
+    assert torch.equal(F.mul_outer_max_(grad.clone(), *views), expected)
+    assert torch.equal(F.mul_outer_max_(grad.clone(), out_rate, in_rate), expected)

@@ -74,6 +74,36 @@ def test_gates_follow_training_state():
     assert model.task_gates(7) is None  # never trained: no gate
 
 
+def test_training_forward_hands_its_gates_to_the_regulariser_once():
+    """The regulariser reuses the gates of the training forward pass (same tensors, same
+    graph) for the same task and scale only; a model holding them still copies and pickles."""
+    import copy
+    import pickle
+
+    torch.manual_seed(0)
+    model = HATMLP(4, (3, 5), 2)
+    for mask in model.hat_masks():
+        mask.add_task(0, "N01")
+    model.train()
+    model.hat_scale = 2.0
+    model(torch.randn(6, 4), 0)
+    gates = model._training_gates[2]
+    assert copy.deepcopy(model)._training_gates is None
+    assert pickle.loads(pickle.dumps(model))._training_gates is None
+    assert model.take_training_gates(0, 3.0) is None  # another scale: not handed out
+    model(torch.randn(6, 4), 0)
+    gates = model._training_gates[2]
+    assert all(g.requires_grad for g in gates)
+    assert model.take_training_gates(1, 2.0) is None  # another task
+    model(torch.randn(6, 4), 0)
+    gates = model._training_gates[2]
+    taken = model.take_training_gates(0, 2.0)
+    assert taken is gates and model.take_training_gates(0, 2.0) is None  # handed out once
+    model.eval()
+    model(torch.randn(6, 4), 0)  # evaluation gates (s_max) are never recorded
+    assert model.take_training_gates(0, 400.0) is None
+
+
 def test_masks_travel_in_state_dict():
     torch.manual_seed(0)
     model = HATMLP(4, (3, 2), 2)

@@ -12,6 +12,7 @@ from avalanche.training.plugins import EvaluationPlugin
 from avalanche.training.supervised import Naive
 
 from avalanche_adahat import HAT, AdaHAT, AdaHATPlugin, HATPlugin
+from avalanche_adahat import functional as F
 from avalanche_adahat.models import HATMLP
 
 OPTIMIZERS = {
@@ -404,3 +405,55 @@ def test_embedding_clamp_bounds_the_training_task_embedding(tiny_benchmark):
     ).train(tiny_benchmark.train_stream[0])
     for mask in model.hat_masks():
         assert mask.embeddings["0"].abs().max().item() <= 0.5
+
+
+class _StepRecorder(SupervisedPlugin):
+    """The loss at ``before_backward`` and, at ``before_update``, every task embedding's
+    value and gradient, for the last step."""
+
+    def __init__(self):
+        super().__init__()
+        self.loss = self.embeddings = None
+
+    def before_backward(self, strategy, **kwargs):
+        self.loss = strategy.loss.detach().clone()
+
+    def before_update(self, strategy, **kwargs):
+        self.embeddings = [
+            (e.detach().clone(), e.grad.clone())
+            for m in strategy.model.hat_masks()
+            for e in [m.embeddings[str(strategy.experience.task_label)]]
+        ]
+
+
+@pytest.mark.parametrize("mode", ["original", "cross"])
+def test_regulariser_and_embedding_compensation_in_a_training_step(mode, tiny_benchmark):
+    """Inside Avalanche, on task 2: the loss gains ``c * total sparsity`` of the step's gates
+    (HAT Eq. 5, Sec. 2.6) and each mask's embedding gradient is scaled by
+    ``s_max / s * (cosh(clamp(s e, -c, c)) + 1) / (cosh(e) + 1)`` (HAT Sec. 2.5)."""
+    torch.manual_seed(0)
+    model = HATMLP(8, (12, 14), 2)
+    plugin = HATPlugin(mask_sparsity_reg_mode=mode, sparsity_guard_units=0, clamp_threshold=3.0)
+    raw, adjusted = _StepRecorder(), _StepRecorder()
+    strategy = Naive(
+        model=model,
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+        train_mb_size=16,
+        plugins=[raw, plugin, adjusted],
+        evaluator=_quiet(),
+    )
+    strategy.train(tiny_benchmark.train_stream[0])
+    cumulative = [m.cumulative.clone() for m in model.hat_masks()]
+    assert 0 < torch.cat(cumulative).sum() < torch.cat(cumulative).numel()
+    strategy.train(tiny_benchmark.train_stream[1])
+    s, s_max = plugin.scale, plugin.s_max  # the last step's scale
+    e64 = [e.double() for e, _ in raw.embeddings]
+    gates = [torch.sigmoid(s * e) for e in e64]
+    total, _ = F.network_sparsity(gates, [c.double() for c in cumulative], mode, 0)
+    torch.testing.assert_close(
+        adjusted.loss.double(), raw.loss.double() + 0.75 * total, rtol=1e-6, atol=1e-6
+    )
+    for (e, grad), (_, compensated) in zip(raw.embeddings, adjusted.embeddings):
+        x = e.double()
+        factor = s_max / s * (torch.cosh((s * x).clamp(-3.0, 3.0)) + 1) / (torch.cosh(x) + 1)
+        torch.testing.assert_close(compensated.double(), grad.double() * factor, rtol=1e-5, atol=0)
