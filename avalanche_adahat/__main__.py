@@ -7,6 +7,7 @@ import sys
 COMMANDS = {
     "demo": "AdaHAT, HAT and Naive on Split Digits (the quick-start job)",
     "compare": "HAT family and Avalanche baselines on one benchmark: table and plots",
+    "merge": "merge compare outputs of one setting (seeds or strategies run apart)",
     "report": "assemble a Markdown report (docs/RESULTS.md) from compare outputs",
 }
 
@@ -31,6 +32,10 @@ def main(argv: list[str] | None = None) -> int:
         from .compare import main as compare_main
 
         return compare_main(argv[1:])
+    if argv[0] == "merge":
+        from .compare import merge_main
+
+        return merge_main(argv[1:])
     if argv[0] == "report":
         from .compare import report_main
 

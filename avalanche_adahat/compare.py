@@ -804,12 +804,13 @@ def results_markdown(results: dict, heading: str = "##") -> str:
         + "."
         + _data_loading_note(results),
         "",
-        "| strategy | avg accuracy | BWT | forgetting | capacity (end) | train s / seed |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| strategy | seeds | avg accuracy | BWT | forgetting | capacity (end) | train s / seed |",
+        "| --- | ---: | --- | --- | --- | --- | --- |",
     ]
     for name, s in results["strategies"].items():
         lines.append(
-            f"| {name} | {_pm(s['avg_acc'], s['avg_acc_std'])} | {_pm(s['bwt'], s['bwt_std'])} "
+            f"| {name} | {len(s['per_seed'])} | {_pm(s['avg_acc'], s['avg_acc_std'])} "
+            f"| {_pm(s['bwt'], s['bwt_std'])} "
             f"| {_pm(s['forgetting'], s['forgetting_std'])} "
             f"| {_pm(s['capacity'], s['capacity_std'], 3)} | {s['train_seconds']:.1f} |"
         )
@@ -960,6 +961,88 @@ def write_report(result_dirs: list[str], output: str, preamble: str | None = Non
     out.write_text("\n".join(parts))
 
 
+#: Configuration keys that runs must share to be merged: everything that changes results.
+MERGE_KEYS = (
+    "benchmark", "n_experiences", "model", "model_params", "epochs", "batch_size",
+    "eval_batch_size", "optimizer", "lr", "device", "train_per_task", "test_per_task",
+    "fast_data",
+)  # fmt: skip
+
+
+def merge_results(result_dirs: list[str], output: str, command: str | None = None) -> dict:
+    """Merge ``compare`` outputs of one setting run in parts (other seeds, other
+    strategies, other machines) into one: per-seed results side by side, means
+    and spreads recomputed, every part's command kept. Writes ``output``'s files.
+
+    Raises :class:`CompareError` when a setting differs (see :data:`MERGE_KEYS`),
+    a strategy's hyperparameters differ, or a (strategy, seed) appears twice.
+    """
+    if len(result_dirs) < 2:
+        raise CompareError("merge needs at least two compare output folders")
+    parts = []
+    for d in result_dirs:
+        path = Path(d) / "results.json"
+        if not path.is_file():
+            raise CompareError(f"{d} has no results.json (a compare --output folder)")
+        parts.append((d, json.loads(path.read_text())))
+    first_dir, first = parts[0]
+    config = json.loads(json.dumps(first["config"]))
+    per_seed: dict[str, dict[int, dict]] = {}
+    origin: dict[tuple[str, int], str] = {}
+    commands = []
+    for d, res in parts:
+        c = res["config"]
+        for key in MERGE_KEYS:
+            if c.get(key) != first["config"].get(key):
+                raise CompareError(
+                    f"{d} differs from {first_dir} in {key}: {c.get(key)!r} vs "
+                    f"{first['config'].get(key)!r}; only runs of one setting can be merged"
+                )
+        if res["versions"] != first["versions"]:
+            raise CompareError(
+                f"{d} ran with {res['versions']}, {first_dir} with {first['versions']}"
+            )
+        for name, summary in res["strategies"].items():
+            params = strategy_params(c, name)
+            if name in per_seed and params != strategy_params(config, name):
+                raise CompareError(
+                    f"{name} has other hyperparameters in {d} ({json.dumps(params)}) than in "
+                    f"an earlier folder ({json.dumps(strategy_params(config, name))})"
+                )
+            if name not in per_seed:
+                per_seed[name] = {}
+                config["params"][name] = c["params"].get(name, {})
+            for seed, run in summary["per_seed"].items():
+                seed = int(seed)
+                if seed in per_seed[name]:
+                    raise CompareError(
+                        f"{name} seed {seed} is in both {origin[name, seed]} and {d}"
+                    )
+                per_seed[name][seed], origin[name, seed] = run, d
+        commands.append(c.get("command") or f"(command of {d} not recorded)")
+    if command:
+        commands.append(command)
+    config.update(
+        strategies=list(per_seed),
+        seeds=sorted({seed for runs in per_seed.values() for seed in runs}),
+        output=output,
+        command="\n".join(commands),
+        merged_from=[str(d) for d, _ in parts],
+    )
+    results = {
+        "config": config,
+        "versions": first["versions"],
+        "wall_seconds": sum(res["wall_seconds"] for _, res in parts),
+        "strategies": {
+            name: summarize(dict(sorted(runs.items()))) for name, runs in per_seed.items()
+        },
+    }
+    out_dir = Path(output)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_outputs(results, out_dir)
+    return results
+
+
 # =========================================================================== command line
 def build_parser() -> argparse.ArgumentParser:
     strategies = "\n".join(
@@ -1089,6 +1172,31 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     print(results_markdown(results))
     print(f"wrote {config['output']}/results.json, results.csv, results.md and plots")
+    return 0
+
+
+def merge_main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = argparse.ArgumentParser(
+        prog="avalanche-adahat merge",
+        description="Merge compare output folders of one setting (e.g. seeds run separately, "
+        "or extra strategies) into one folder: per-seed results side by side, means and "
+        "spreads recomputed, every part's command recorded; then results.json, results.csv, "
+        "results.md and plots as compare writes them. Refuses runs whose settings, "
+        "package versions or strategy hyperparameters differ, and repeated (strategy, seed).",
+    )
+    parser.add_argument("dirs", nargs="+", metavar="DIR", help="compare --output folders")
+    parser.add_argument("-o", "--output", required=True, help="folder for the merged results")
+    args = parser.parse_args(argv)
+    try:
+        results = merge_results(
+            args.dirs, args.output, "avalanche-adahat merge " + shlex.join(argv)
+        )
+    except (CompareError, OSError, json.JSONDecodeError) as e:
+        print(f"avalanche-adahat merge: error: {e}", file=sys.stderr)
+        return 2
+    print(results_markdown(results))
+    print(f"wrote {args.output}/results.json, results.csv, results.md and plots")
     return 0
 
 

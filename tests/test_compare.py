@@ -244,3 +244,69 @@ def test_fmnist_sources_equal_avalanche_datasets(name):
             for k, i in enumerate(picks.tolist()):
                 x, y, t = exp.dataset[i]
                 assert torch.equal(x, sx[k]) and int(y) == int(sy[k]) and t == source.task_label
+
+
+def test_merge_seeds_and_strategies_run_apart(digits_run, tmp_path, capsys):
+    """Seeds and strategies run separately merge into the run that did them together."""
+    out, together = digits_run
+    common = [
+        "--benchmark", "split_digits", "--epochs", "1", "--threads", "1", "--progress", "none",
+        "--set", "ewc.ewc_lambda=10",
+    ]  # fmt: skip
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    assert (
+        main(["compare", *common, "--strategies", "hat,naive", "--seeds", "1", "--output", str(a)])
+        == 0
+    )
+    assert (
+        main(["compare", *common, "--strategies", "hat,naive", "--seeds", "0", "--output", str(b)])
+        == 0
+    )
+    assert (
+        main(["compare", *common, "--strategies", "ewc", "--seeds", "0,1", "--output", str(c)]) == 0
+    )
+    merged = tmp_path / "merged"
+    assert main(["merge", str(a), str(b), str(c), "-o", str(merged)]) == 0
+    res = json.loads((merged / "results.json").read_text())
+    assert res["config"]["seeds"] == [0, 1] and list(res["strategies"]) == ["hat", "naive", "ewc"]
+    assert res["config"]["merged_from"] == [str(a), str(b), str(c)]
+    assert res["config"]["command"].count("avalanche-adahat compare") == 3
+    assert res["config"]["command"].splitlines()[-1].startswith("avalanche-adahat merge")
+    for name, s in res["strategies"].items():
+        assert list(s["per_seed"]) == ["0", "1"]
+        mean = sum(r["avg_acc"] for r in s["per_seed"].values()) / 2
+        assert s["avg_acc"] == pytest.approx(mean)
+        # same seed, same setting: the numbers of the run that did everything at once
+        for seed in ("0", "1"):
+            assert (
+                s["per_seed"][seed]["acc_matrix"]
+                == together["strategies"][name]["per_seed"][seed]["acc_matrix"]
+            )
+    md = (merged / "results.md").read_text()
+    assert "| hat | 2 |" in md and (merged / "accuracy.png").is_file()
+    # a repeated (strategy, seed), or another setting, is refused in one line
+    capsys.readouterr()
+    assert main(["merge", str(a), str(a), "-o", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "hat seed 1 is in both" in err and len(err.strip().splitlines()) == 1
+    assert (
+        main(
+            [
+                "compare",
+                *common,
+                "--strategies",
+                "hat",
+                "--seeds",
+                "2",
+                "--epochs",
+                "2",
+                "--output",
+                str(tmp_path / "e2"),
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    assert main(["merge", str(a), str(tmp_path / "e2"), "-o", str(tmp_path / "y")]) == 2
+    err = capsys.readouterr().err
+    assert "differs from" in err and "in epochs: 2 vs 1" in err
