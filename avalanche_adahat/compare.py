@@ -570,7 +570,7 @@ def _make_strategy(config: dict, name: str, model, evaluator, plugins):
         params["adjustment_mode"] = name
         if name != "hat_const_alpha":
             params.pop("alpha", None)
-    return cls(
+    strategy = cls(
         model=model,
         optimizer=_make_optimizer(config, model),
         criterion=torch.nn.CrossEntropyLoss(),
@@ -578,10 +578,16 @@ def _make_strategy(config: dict, name: str, model, evaluator, plugins):
         train_epochs=config["epochs"],
         eval_mb_size=config["eval_batch_size"],
         device=config["device"],
-        plugins=plugins,
+        plugins=None if name == "packnet" else plugins,
         evaluator=evaluator,
         **params,
     )
+    if name == "packnet":
+        # Avalanche 0.6's PackNet nests its `plugins` argument as one item of its plugin
+        # list (`plugins=[plugins, PackNetPlugin(...)]`), where it is never called: add
+        # ours (and drop the nested None) after construction.
+        strategy.plugins = list(plugins) + [p for p in strategy.plugins if p is not None]
+    return strategy
 
 
 def _seed_everything(seed: int) -> None:

@@ -310,3 +310,17 @@ def test_merge_seeds_and_strategies_run_apart(digits_run, tmp_path, capsys):
     assert main(["merge", str(a), str(tmp_path / "e2"), "-o", str(tmp_path / "y")]) == 2
     err = capsys.readouterr().err
     assert "differs from" in err and "in epochs: 2 vs 1" in err
+
+
+def test_packnet_runs_with_the_compare_plugins(tmp_path):
+    """Avalanche's PackNet drops the plugins it is given; compare adds them back, so PackNet's
+    data go through the same path as the others' and its loading is recorded."""
+    argv = [
+        "compare", "--benchmark", "split_digits", "--strategies", "packnet", "--epochs", "2",
+        "--seeds", "0", "--threads", "1", "--progress", "none", "--output", str(tmp_path),
+    ]  # fmt: skip
+    assert main(argv) == 0
+    run = json.loads((tmp_path / "results.json").read_text())["strategies"]["packnet"]
+    loading = run["per_seed"]["0"]["data_loading"]
+    assert loading["tensor"] > 0 and loading["avalanche"] == 0
+    assert _in_unit(run["avg_acc"]) and run["forgetting"] == pytest.approx(0.0, abs=1e-9)
