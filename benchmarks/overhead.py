@@ -276,6 +276,23 @@ def start_task3(strategy, scenario, seed: int) -> list:
     return [list(b) for b in strategy.dataloader]
 
 
+def count_ops(strategy, batches: list, n: int = 4) -> float:
+    """ATen operators dispatched per training iteration (forward, backward, hooks, update),
+    averaged over ``n`` iterations: on small models the per-step cost is mostly per-op."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Counter(TorchDispatchMode):
+        calls = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            Counter.calls += 1
+            return func(*args, **(kwargs or {}))
+
+    with Counter():
+        run_train_iterations(strategy, batches, n)
+    return Counter.calls / n
+
+
 def run_train_iterations(strategy, batches: list, n: int, offset: int = 0) -> None:
     """``n`` iterations of Avalanche's own ``training_epoch`` over a list of batches."""
     chunk = [list(batches[(offset + i) % len(batches)]) for i in range(n)]
@@ -441,6 +458,7 @@ def bench_model(spec: ModelSpec, args, device: torch.device) -> dict:
             s.bench_clock.enabled = False
 
     extra = persistent_hat_bytes(strategies["HAT"])
+    ops = {name: count_ops(strategies[name], batches[name]) for name in STRATEGIES}
     adjustment = []
     if not args.no_adjust:
         for name in ("HAT", "AdaHAT"):
@@ -494,6 +512,7 @@ def bench_model(spec: ModelSpec, args, device: torch.device) -> dict:
         params=n_params,
         timing=timing,
         persistent=extra,
+        ops_per_iteration=ops,
         adjustment=adjustment,
         profile=profile,
     )
@@ -661,6 +680,21 @@ def render_markdown(results: list[dict], memory: dict | None, meta: dict) -> str
                 f"| {row['eval_ratio']:.3f} "
                 f"| {_mib(mem.get(name))} | {_ratio(mem.get(name), mem.get('Naive'))} |"
             )
+    lines += [
+        "",
+        "ATen operators dispatched per training iteration at task 3 (forward, backward, "
+        "hooks, optimizer step; mean over 4 iterations) and the difference to Naive:",
+        "",
+        "| model | " + " | ".join(STRATEGIES) + " |",
+        "| --- |" + " ---: |" * len(STRATEGIES),
+    ]
+    for res in results:
+        ops = res["ops_per_iteration"]
+        cells = [
+            f"{ops[n]:.0f}" + ("" if n == "Naive" else f" ({ops[n] - ops['Naive']:+.0f})")
+            for n in STRATEGIES
+        ]
+        lines.append(f"| {res['model']} | " + " | ".join(cells) + " |")
     lines += [
         "",
         "Persistent extra memory of HAT after two tasks (HATMask buffers: cumulative, "

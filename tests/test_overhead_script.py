@@ -23,6 +23,8 @@ def test_overhead_script_smoke(tmp_path):
     assert set(model["timing"]) == {"Naive", "Naive+plugin", "HAT", "AdaHAT"}
     assert all(row["train_ratio"] > 0 and row["eval_ratio"] > 0 for row in model["timing"].values())
     assert {a["mode"] for a in model["adjustment"]} == {"hat", "adahat"}
+    ops = model["ops_per_iteration"]
+    assert ops["Naive"] == ops["Naive+plugin"] < ops["HAT"] <= ops["AdaHAT"]
     # the plugin's per-task state is unit-sized: far below the parameters' bytes
     persistent = model["persistent"]
     assert persistent["extra_bytes"] < 0.05 * persistent["param_bytes"]
