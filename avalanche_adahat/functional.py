@@ -266,11 +266,12 @@ def outer_max(out_rate: Tensor, in_rate: Tensor | None, shape: torch.Size) -> Te
 
 
 def mul_outer_max_(
-    grad: Tensor, out_rate: Tensor, in_rate: Tensor | None, block: int = 1 << 16
+    grad: Tensor, out_rate: Tensor, in_rate: Tensor | None, block: int = 1 << 18
 ) -> Tensor:
     """``grad *= outer_max(out_rate, in_rate, grad.shape)`` in place, without a
     parameter-sized temporary: the outer max is built for blocks of about
-    ``block`` (output unit, input unit) pairs at a time (cache-sized).
+    ``block`` (output unit, input unit) pairs at a time (1 MiB of float32 by
+    default: few blocks, so few ops per step, and a temporary that stays in cache).
 
     The rates are unit vectors, or already viewed for broadcasting (``out_rate``
     as ``(n, 1, ...)``, ``in_rate`` as ``(1, m, 1, ...)``: see :func:`rate_views`).
