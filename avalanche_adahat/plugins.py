@@ -349,14 +349,22 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
             rates = self.current_unit_rates(_unwrap(strategy.model))
             random = self.adjustment_mode == "hat_random"
             if self.protect == "gradient":
+                # Parameters with output units only (biases, first layer) take one
+                # broadcast multiply each: done together in one foreach call.
+                row_grads, row_rates = [], []
                 for r in rates:
                     grad = r.covered.param.grad
                     if grad is None:
                         continue
                     if random:
                         grad.mul_(r.full(random))
+                    elif r.in_rate is None:
+                        row_grads.append(grad)
+                        row_rates.append(r.views[0])
                     else:
                         F.mul_outer_max_(grad, *r.views)
+                if row_grads:
+                    torch._foreach_mul_(row_grads, row_rates)
             else:
                 self._snapshots = [
                     (r.covered.param, r.covered.param.detach().clone(), r.full(random))
