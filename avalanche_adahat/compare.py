@@ -795,7 +795,8 @@ def results_markdown(results: dict, heading: str = "##") -> str:
     c = results["config"]
     n = len(next(iter(results["strategies"].values()))["acc_matrix"])
     lines = [
-        f"{heading} {c['benchmark']}, {n} tasks, seeds {','.join(map(str, c['seeds']))}",
+        f"{heading} {c['benchmark']}, {n} tasks, {c['epochs']} epoch(s)/task, seeds "
+        f"{','.join(map(str, c['seeds']))}: {', '.join(results['strategies'])}",
         "",
         "```",
         c.get("command") or "(command not recorded)",
