@@ -98,7 +98,6 @@ def network_sparsity(
     cumulative_masks: list[Tensor],
     mode: str = "original",
     min_units: int = 10,
-    counts: list[tuple[float, float]] | None = None,
 ) -> tuple[Tensor, list[Tensor]]:
     """HAT Sec. 2.6 mask sparsity, returning ``(total_ratio, per_layer_ratios)``.
 
@@ -108,13 +107,12 @@ def network_sparsity(
     ``1 - Σ m M / Σ M`` (all layers together for the total, per layer for ``R_l``).
     A ratio whose denominator counts ``min_units`` units or fewer is 0 (the
     reference's guard); a zero denominator can therefore never be divided by.
-    The denominators depend only on the cumulative masks: pass ``counts`` from
-    :func:`unit_counts` (once per task) to avoid a device sync per call.
+    The training step uses the same ratios as one affine map, :func:`sparsity_affine`.
     """
     if mode not in REG_MODES:
         raise ValueError(f"mask_sparsity_reg_mode must be one of {REG_MODES}, got {mode!r}")
     free_num = [(m * (1 - c)).sum() for m, c in zip(soft_masks, cumulative_masks)]
-    counts = unit_counts(cumulative_masks) if counts is None else counts
+    counts = unit_counts(cumulative_masks)
     free_den = [free for free, _ in counts]
     per_layer = [_guarded_ratio(n, d, min_units) for n, d in zip(free_num, free_den)]
     total = _guarded_ratio(torch.stack(free_num).sum(), sum(free_den), min_units)
@@ -178,10 +176,9 @@ def sparsity_regularization(
     factor: float,
     mode: str = "original",
     min_units: int = 10,
-    counts: list[tuple[float, float]] | None = None,
 ) -> Tensor:
     """HAT Eq. 5 regulariser ``factor * total_ratio`` of :func:`network_sparsity`."""
-    total, _ = network_sparsity(soft_masks, cumulative_masks, mode, min_units, counts)
+    total, _ = network_sparsity(soft_masks, cumulative_masks, mode, min_units)
     return factor * total
 
 

@@ -271,7 +271,7 @@ class NetworkSparsity(_TrainingValue):
     def compute(self, plugin, model):
         if plugin.layer_sparsity is None:
             return {}
-        values = torch.stack([r.detach().float() for r in plugin.layer_sparsity]).tolist()
+        values = plugin.layer_sparsity.detach().float().tolist()
         return dict(zip(layer_names(model), values))
 
 

@@ -98,8 +98,6 @@ class _RatePlan:
     cumulative: Tensor
     summative: Tensor
     slot_layer: Tensor  # per unit of the vector: the layer whose r_l applies
-    sizes: list[int]
-    slots_of: list[tuple[CoveredParameter, int, int | None]]  # (cp, out slot, in slot)
     rates: Tensor  # the current rates of all slots, rewritten in place when they change
     unit_rates: list[_UnitRates]  # views into ``rates``, one per covered parameter
 
@@ -108,20 +106,23 @@ class _RatePlan:
         keys: dict[tuple[int, int, int], int] = {}
         cumulative, summative, layers = [], [], []
 
-        def slot(mask, layer: int, repeat: int) -> int:
-            key = (id(mask), layer, repeat)
+        def slot(mask, layer: int, input_of: CoveredParameter | None = None) -> int:
+            """The slot of ``mask``'s units rated with layer ``layer``'s r_l, as the
+            output units of the layer or as the input units of ``input_of``."""
+            expand = (lambda v: v) if input_of is None else input_of.expand_in
+            key = (id(mask), layer, 1 if input_of is None else input_of.in_repeat)
             if key not in keys:
                 keys[key] = len(layers)
-                cumulative.append(mask.cumulative.repeat_interleave(repeat))
-                summative.append(mask.summative.repeat_interleave(repeat))
+                cumulative.append(expand(mask.cumulative))
+                summative.append(expand(mask.summative))
                 layers.append(layer)
             return keys[key]
 
         slots_of = []
         for cp in covered:
             layer = mask_index[id(cp.out_mask)]
-            out = slot(cp.out_mask, layer, 1)
-            inp = None if cp.in_mask is None else slot(cp.in_mask, layer, cp.in_repeat)
+            out = slot(cp.out_mask, layer)
+            inp = None if cp.in_mask is None else slot(cp.in_mask, layer, input_of=cp)
             slots_of.append((cp, out, inp))
         sizes = [c.numel() for c in cumulative]
         device = cumulative[0].device
@@ -135,7 +136,7 @@ class _RatePlan:
             _UnitRates(cp, parts[out], None if inp is None else parts[inp])
             for cp, out, inp in slots_of
         ]
-        return cls(id(model), cumulative, summative, slot_layer, sizes, slots_of, rates, unit_rates)
+        return cls(id(model), cumulative, summative, slot_layer, rates, unit_rates)
 
 
 class HATPlugin(SupervisedPlugin, supports_distributed=True):
@@ -342,6 +343,8 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
 
     @layer_sparsity.setter
     def layer_sparsity(self, value) -> None:
+        if value is not None and not isinstance(value, Tensor):
+            value = torch.stack([torch.as_tensor(v) for v in value])
         self._layer_sparsity, self._ratios = value, None
 
     def before_update(self, strategy, **kwargs):
@@ -436,7 +439,7 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
         if self._rates_fixed:
             self._write_rates(self._rate_plan, None)
 
-    def _write_rates(self, plan: _RatePlan, sparsity: Tensor | list[Tensor] | None) -> None:
+    def _write_rates(self, plan: _RatePlan, sparsity: Tensor | None) -> None:
         """Write the rates of all slots of ``plan`` into ``plan.rates`` (SPEC §3)."""
         r = self._layer_r(sparsity)
         if isinstance(r, Tensor) and r.dim() == 1:
@@ -451,7 +454,7 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
         )
         plan.rates.copy_(rates)
 
-    def _layer_r(self, sparsity: Tensor | list[Tensor] | None) -> Tensor | float:
+    def _layer_r(self, sparsity: Tensor | None) -> Tensor | float:
         return 1.0  # HAT modes do not use r
 
     @torch.no_grad()
@@ -563,8 +566,6 @@ class AdaHATPlugin(HATPlugin, supports_distributed=True):
     def _write_rates(self, plan, sparsity):
         if self.adjustment_mode != "adahat" or sparsity is None:
             return super()._write_rates(plan, sparsity)
-        if not isinstance(sparsity, Tensor):
-            sparsity = torch.stack(list(sparsity))
         # Eqs. 8-9 on every slot, each with its layer's R_l.
         F.adahat_rates(
             plan.summative,
@@ -577,8 +578,6 @@ class AdaHATPlugin(HATPlugin, supports_distributed=True):
     def _layer_r(self, sparsity):
         if self.adjustment_mode == "adahat_no_reg" or sparsity is None:
             return F.adahat_r(self.adjustment_intensity, 0.0, self.epsilon)
-        if not isinstance(sparsity, Tensor):
-            sparsity = torch.stack(list(sparsity))
         return F.adahat_r(self.adjustment_intensity, sparsity, self.epsilon)  # one r_l per layer
 
 
