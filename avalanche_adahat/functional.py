@@ -38,6 +38,9 @@ __all__ = [
     "unit_rates",
     "adahat_r",
     "adahat_rates",
+    "adahat_rate_terms",
+    "adahat_rates_from_terms",
+    "mul_outer_max_all_",
 ]
 
 HAT_MODES = ("hat", "hat_random", "hat_const_alpha", "hat_const_1")
@@ -189,6 +192,24 @@ def adahat_r(
     return adjustment_intensity / (epsilon + sparsity)
 
 
+def adahat_rate_terms(
+    summative: Tensor, adjustment_intensity: float, epsilon: float
+) -> tuple[Tensor, Tensor]:
+    """The terms of :func:`adahat_rates` that do not depend on the sparsity ``R``:
+    ``(1 + epsilon S / alpha, S / alpha)``, fixed for a whole task."""
+    slope = summative / adjustment_intensity
+    return slope * epsilon + 1.0, slope
+
+
+def adahat_rates_from_terms(
+    base: Tensor, slope: Tensor, sparsity: Tensor | float, out: Tensor | None = None
+) -> Tensor:
+    """``1 / (base + slope R)``: :func:`adahat_rates` from :func:`adahat_rate_terms`."""
+    if not isinstance(sparsity, Tensor):
+        sparsity = torch.as_tensor(sparsity, dtype=slope.dtype, device=slope.device)
+    return torch.addcmul(base, slope, sparsity, out=out).reciprocal_()
+
+
 def adahat_rates(
     summative: Tensor,
     sparsity: Tensor | float,
@@ -203,8 +224,8 @@ def adahat_rates(
     :func:`unit_rates` ``("adahat", r=adahat_r(...))`` up to rounding, in fewer ops.
     Written into ``out`` if given.
     """
-    scaled = torch.mul(summative, sparsity + epsilon, out=out)
-    return scaled.mul_(1.0 / adjustment_intensity).add_(1.0).reciprocal_()
+    base, slope = adahat_rate_terms(summative, adjustment_intensity, epsilon)
+    return adahat_rates_from_terms(base, slope, sparsity, out=out)
 
 
 def unit_rates(
@@ -282,6 +303,42 @@ def mul_outer_max_(
     for i in range(0, grad.shape[0], step):
         grad[i : i + step].mul_(torch.maximum(out_view[i : i + step], in_view))
     return grad
+
+
+def mul_outer_max_all_(
+    grads: list[Tensor],
+    out_rates: list[Tensor],
+    in_rates: list[Tensor | None],
+    block: int = 1 << 18,
+) -> None:
+    """:func:`mul_outer_max_` on every ``(grad, out_rate, in_rate)``, in few ops: rates
+    without input units and the outer maxima of parameters with up to ``block``
+    (output unit, input unit) pairs in all are multiplied in by one foreach call
+    each (the maxima built by one more); larger parameters block by block."""
+    row_grads, row_rates = [], []
+    grads_, outs, ins, pairs = [], [], [], 0
+    for grad, out_rate, in_rate in zip(grads, out_rates, in_rates):
+        out_view, in_view = rate_views(out_rate, in_rate, grad.dim())
+        if in_view is None:
+            row_grads.append(grad)
+            row_rates.append(out_view)
+            continue
+        n = out_view.shape[0] * in_view.shape[1]
+        if n > block:
+            mul_outer_max_(grad, out_view, in_view, block)
+            continue
+        if pairs + n > block:  # keeps the maxima built at once within one block
+            torch._foreach_mul_(grads_, torch._foreach_maximum(outs, ins))
+            grads_, outs, ins, pairs = [], [], [], 0
+        grads_.append(grad)
+        outs.append(out_view)
+        ins.append(in_view)
+        pairs += n
+    if grads_:
+        row_grads += grads_
+        row_rates += torch._foreach_maximum(outs, ins)
+    if row_grads:
+        torch._foreach_mul_(row_grads, row_rates)
 
 
 def rate_views(out_rate: Tensor, in_rate: Tensor | None, dim: int) -> tuple[Tensor, Tensor | None]:

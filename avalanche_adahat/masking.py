@@ -154,9 +154,9 @@ class HATModule(MultiTaskModule):
         self.hat_scale: float | None = None
         self.task_embedding_init_mode: str = "N01"
         self._hat_masks: list[HATMask] | None = None
-        # (task label, s, gates) of the last training forward pass with soft gates,
-        # for the sparsity regulariser (see take_training_gates).
-        self._training_gates: tuple[int, float, list[Tensor]] | None = None
+        # (task label, s, embeddings, gates) of the last training forward pass with
+        # soft gates, for the sparsity regulariser (see take_training_gates).
+        self._training_gates: tuple[int, float, Tensor, Tensor] | None = None
 
     def __getstate__(self):
         state = super().__getstate__()
@@ -188,25 +188,38 @@ class HATModule(MultiTaskModule):
                 if not mask.has_embedding(task_label):
                     mask.add_task(task_label, self.task_embedding_init_mode)
 
+    def task_embeddings(self, task_label: int) -> Tensor:
+        """``e^t`` of every mask, concatenated in mask order (with their autograd graph)."""
+        key = str(task_label)
+        embeddings = [m.embeddings[key] for m in self.hat_masks()]
+        return embeddings[0] if len(embeddings) == 1 else torch.cat(embeddings)
+
     def task_gates(self, task_label: int) -> list[Tensor] | None:
-        """The per-layer gates for ``task_label`` (see the class docstring)."""
+        """The per-layer gates for ``task_label`` (see the class docstring).
+
+        Soft gates of all layers are computed as one vector (HAT Eq. 1 on the
+        concatenated embeddings) and handed out as views, one per mask.
+        """
         masks = self.hat_masks()
         if masks[0].is_stored(task_label):
             return [m.stored_mask(task_label) for m in masks]
         if not masks[0].has_embedding(task_label):
             return None
-        if self.training and self.hat_scale is not None:
-            gates = [m.soft(task_label, self.hat_scale) for m in masks]
-            self._training_gates = (task_label, self.hat_scale, gates)
-            return gates
-        return [m.soft(task_label, self.s_max) for m in masks]
+        training = self.training and self.hat_scale is not None
+        s = self.hat_scale if training else self.s_max
+        embeddings = self.task_embeddings(task_label)
+        gates = gate(embeddings, s)
+        if training:
+            self._training_gates = (task_label, s, embeddings, gates)
+        return list(gates.split([m.num_units for m in masks]))
 
-    def take_training_gates(self, task_label: int, s: float) -> list[Tensor] | None:
-        """The soft gates of ``task_label`` at scale ``s`` from the last training
-        forward pass (with their autograd graph), or ``None``; forgets them."""
+    def take_training_gates(self, task_label: int, s: float) -> tuple[Tensor, Tensor] | None:
+        """``(embeddings, gates)`` of ``task_label`` at scale ``s`` from the last training
+        forward pass (concatenated over masks, with their autograd graph), or ``None``;
+        forgets them."""
         found, self._training_gates = self._training_gates, None
         if found is not None and found[0] == task_label and found[1] == s:
-            return found[2]
+            return found[2], found[3]
         return None
 
     @torch.no_grad()

@@ -100,6 +100,8 @@ class _RatePlan:
     slot_layer: Tensor  # per unit of the vector: the layer whose r_l applies
     rates: Tensor  # the current rates of all slots, rewritten in place when they change
     unit_rates: list[_UnitRates]  # views into ``rates``, one per covered parameter
+    # ((alpha, epsilon), *F.adahat_rate_terms) once AdaHAT rates were written.
+    adahat_terms: tuple | None = None
 
     @classmethod
     def build(cls, model, covered: list[CoveredParameter], mask_index: dict[int, int]):
@@ -257,7 +259,10 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
         self._mask_index: dict[int, int] = {}
         self._embeddings: list[Tensor] = []  # the training task's e^t, one per mask
         self._embedding_values: list[Tensor] = []
-        self._sparsity_map: tuple[Tensor, Tensor] | None = None  # F.sparsity_affine
+        # All e^t concatenated, as the last forward pass read them (with its graph).
+        self._step_embeddings: Tensor | None = None
+        # F.sparsity_affine, its last row scaled by mask_sparsity_reg_factor.
+        self._sparsity_map: tuple[Tensor, Tensor] | None = None
         self._rate_plan: _RatePlan | None = None
         self._rates_fixed = False
 
@@ -300,11 +305,15 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
         self._embeddings = [m.embeddings[str(task_label)] for m in self._masks]
         # Detached views share the parameters' storage: current values at every step.
         self._embedding_values = [e.detach() for e in self._embeddings]
-        self._sparsity_map = F.sparsity_affine(
+        weights, bias = F.sparsity_affine(
             [m.cumulative for m in self._masks],
             self.mask_sparsity_reg_mode,
             self.sparsity_guard_units,
         )
+        # The map then gives [R_1, ..., R_L, c * total]: the regulariser term itself.
+        weights[-1].mul_(self.mask_sparsity_reg_factor)
+        bias[-1].mul_(self.mask_sparsity_reg_factor)
+        self._sparsity_map = (weights, bias)
         self._prepare_rates(model)
 
     def before_training_epoch(self, strategy, **kwargs):
@@ -324,15 +333,20 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
                 f"{strategy.experience.current_experience}, batch {self.batch}: stopping before it "
                 "corrupts parameters or masks (lower the learning rate or clip gradients)"
             )
-        # The forward pass's gates (recomputed if the model did not record them).
-        gates = _unwrap(strategy.model).take_training_gates(self.task_label, self.scale)
-        if gates is None:
-            gates = [m.soft(self.task_label, self.scale) for m in self._masks]
+        # The forward pass's gates of all masks as one vector (recomputed if the
+        # model did not record them), and the embedding values they were made from.
+        model = _unwrap(strategy.model)
+        found = model.take_training_gates(self.task_label, self.scale)
+        if found is None:
+            embeddings = model.task_embeddings(self.task_label)
+            found = (embeddings, F.gate(embeddings, self.scale))
+        embeddings, gates = found
+        self._step_embeddings = embeddings  # read under no_grad in before_update
         weights, bias = self._sparsity_map
-        self._ratios = torch.addmv(bias, weights, torch.cat(gates))  # [R_1..R_L, total]
+        self._ratios = torch.addmv(bias, weights, gates)  # [R_1..R_L, c * total]
         self._layer_sparsity = None
         if self.mask_sparsity_reg_factor > 0:
-            strategy.loss = torch.add(loss, self._ratios[-1], alpha=self.mask_sparsity_reg_factor)
+            strategy.loss = loss + self._ratios[-1]  # HAT Eq. 5
 
     @property
     def layer_sparsity(self) -> Tensor | None:
@@ -348,47 +362,41 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
         self._layer_sparsity, self._ratios = value, None
 
     def before_update(self, strategy, **kwargs):
-        if self.protection_active:
-            rates = self.current_unit_rates(_unwrap(strategy.model))
-            random = self.adjustment_mode == "hat_random"
-            if self.protect == "gradient":
-                # Parameters with output units only (biases, first layer) take one
-                # broadcast multiply each: done together in one foreach call.
-                row_grads, row_rates = [], []
-                for r in rates:
-                    grad = r.covered.param.grad
-                    if grad is None:
-                        continue
-                    if random:
-                        grad.mul_(r.full(random))
-                    elif r.in_rate is None:
-                        row_grads.append(grad)
-                        row_rates.append(r.views[0])
-                    else:
-                        F.mul_outer_max_(grad, *r.views)
-                if row_grads:
-                    torch._foreach_mul_(row_grads, row_rates)
-            else:
-                self._snapshots = [
-                    (r.covered.param, r.covered.param.detach().clone(), r.full(random))
-                    for r in rates
-                ]
-        self._compensate_embedding_grads()
+        with torch.no_grad():
+            if self.protection_active:
+                rates = self.current_unit_rates(_unwrap(strategy.model))
+                random = self.adjustment_mode == "hat_random"
+                if self.protect == "gradient" and random:
+                    for r in rates:
+                        if r.covered.param.grad is not None:
+                            r.covered.param.grad.mul_(r.full(random))
+                elif self.protect == "gradient":
+                    kept = [r for r in rates if r.covered.param.grad is not None]
+                    F.mul_outer_max_all_(
+                        [r.covered.param.grad for r in kept],
+                        [r.views[0] for r in kept],
+                        [r.views[1] for r in kept],
+                    )
+                else:
+                    self._snapshots = [
+                        (r.covered.param, r.covered.param.detach().clone(), r.full(random))
+                        for r in rates
+                    ]
+            self._compensate_embedding_grads()
         if self.clip_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(strategy.model.parameters(), self.clip_grad_norm)
 
     def _compensate_embedding_grads(self) -> None:
         """HAT Sec. 2.5 on every mask's embedding gradient, as one vector."""
         grads = [e.grad for e in self._embeddings]
-        values = self._embedding_values
-        if any(g is None for g in grads):
-            values = [v for v, g in zip(values, grads) if g is not None]
-            grads = [g for g in grads if g is not None]
-        if not grads:
-            return
-        factor = F.compensation_factor(
-            torch.cat(values), self.scale, self.s_max, self.clamp_threshold
-        )
+        values, self._step_embeddings = self._step_embeddings, None
+        if values is None or any(g is None for g in grads):
+            kept = [(v, g) for v, g in zip(self._embedding_values, grads) if g is not None]
+            if not kept:
+                return
+            values = torch.cat([v for v, _ in kept])
+            grads = [g for _, g in kept]
+        factor = F.compensation_factor(values, self.scale, self.s_max, self.clamp_threshold)
         torch._foreach_mul_(grads, factor.split([g.numel() for g in grads]))
 
     def after_update(self, strategy, **kwargs):
@@ -410,6 +418,7 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
         model.hat_scale = None
         self._rate_plan = None  # the masks changed: rates are laid out anew if asked for
         self._snapshots = []
+        self._step_embeddings = None
 
     # ------------------------------------------------------------------ rates
     def current_unit_rates(self, model: HATModule) -> list[_UnitRates]:
@@ -566,14 +575,12 @@ class AdaHATPlugin(HATPlugin, supports_distributed=True):
     def _write_rates(self, plan, sparsity):
         if self.adjustment_mode != "adahat" or sparsity is None:
             return super()._write_rates(plan, sparsity)
-        # Eqs. 8-9 on every slot, each with its layer's R_l.
-        F.adahat_rates(
-            plan.summative,
-            sparsity[plan.slot_layer],
-            self.adjustment_intensity,
-            self.epsilon,
-            out=plan.rates,
-        )
+        # Eqs. 8-9 on every slot, each with its layer's R_l; the terms that do not
+        # depend on R_l are fixed for the task.
+        key = (self.adjustment_intensity, self.epsilon)
+        if plan.adahat_terms is None or plan.adahat_terms[0] != key:
+            plan.adahat_terms = (key, *F.adahat_rate_terms(plan.summative, *key))
+        F.adahat_rates_from_terms(*plan.adahat_terms[1:], sparsity[plan.slot_layer], out=plan.rates)
 
     def _layer_r(self, sparsity):
         if self.adjustment_mode == "adahat_no_reg" or sparsity is None:

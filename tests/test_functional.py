@@ -251,6 +251,35 @@ def test_mul_outer_max_in_blocks_equals_the_full_product(shape):
         assert torch.equal(got, expected)
 
 
+@pytest.mark.parametrize("block", [1, 30, 60, 1 << 18])
+def test_mul_outer_max_all_equals_each_product(block):
+    """Row-only rates, small and large outer maxima, a conv kernel, mixed in one call:
+    every gradient ends up exactly ``grad * outer_max`` whatever the grouping."""
+    g = torch.Generator().manual_seed(0)
+    shapes = [(7, 5), (9,), (6, 4, 3, 3), (8, 8), (5, 3), (4,)]
+    grads = [torch.randn(shape, generator=g) for shape in shapes]
+    outs = [torch.rand(shape[0], generator=g) for shape in shapes]
+    ins = [None if len(sh) == 1 else torch.rand(sh[1], generator=g) for sh in shapes]
+    ins[4] = None  # a weight rated by its output units only (a first layer)
+    expected = [gr * F.outer_max(o, i, gr.shape) for gr, o, i in zip(grads, outs, ins)]
+    got = [gr.clone() for gr in grads]
+    F.mul_outer_max_all_(got, outs, ins, block=block)
+    for a, b in zip(got, expected):
+        assert torch.equal(a, b)
+
+
+def test_adahat_rate_terms_by_hand():
+    # S = [3, 0, 1, 0], alpha = 0.5, epsilon = 0.1: slope = S / alpha, base = 1 + 0.1 slope
+    base, slope = F.adahat_rate_terms(S, 0.5, 0.1)
+    torch.testing.assert_close(slope, torch.tensor([6.0, 0.0, 2.0, 0.0]))
+    torch.testing.assert_close(base, torch.tensor([1.6, 1.0, 1.2, 1.0]))
+    # R = 0.4: 1 / (1.6 + 2.4) = 1/4, 1, 1 / (1.2 + 0.8) = 1/2, 1; a float R works too
+    for R in (torch.tensor(0.4), 0.4):
+        rates = F.adahat_rates_from_terms(base, slope, R)
+        torch.testing.assert_close(rates, torch.tensor([1 / 4, 1.0, 1 / 2, 1.0]))
+        assert rates[1].item() == 1.0 and rates[3].item() == 1.0
+
+
 def test_adahat_rates_is_eqs_8_and_9():
     # alpha = 0.5, epsilon = 0.1, R = 0.4: r = 0.5 / 0.5 = 1, rate = 1 / (S + 1)
     rates = F.adahat_rates(S, torch.tensor(0.4), 0.5, 0.1)

@@ -87,18 +87,25 @@ def test_training_forward_hands_its_gates_to_the_regulariser_once():
     model.train()
     model.hat_scale = 2.0
     model(torch.randn(6, 4), 0)
-    gates = model._training_gates[2]
     assert copy.deepcopy(model)._training_gates is None
     assert pickle.loads(pickle.dumps(model))._training_gates is None
     assert model.take_training_gates(0, 3.0) is None  # another scale: not handed out
     model(torch.randn(6, 4), 0)
-    gates = model._training_gates[2]
-    assert all(g.requires_grad for g in gates)
     assert model.take_training_gates(1, 2.0) is None  # another task
     model(torch.randn(6, 4), 0)
-    gates = model._training_gates[2]
+    embeddings, gates = model._training_gates[2:]
+    assert embeddings.requires_grad and gates.requires_grad
+    # One vector over all masks, in mask order: e^t and sigmoid(s e^t) (HAT Eq. 1).
+    expected = torch.cat([m.embeddings["0"] for m in model.hat_masks()])
+    assert torch.equal(embeddings, expected)
+    assert torch.equal(gates, torch.sigmoid(2.0 * expected))
     taken = model.take_training_gates(0, 2.0)
-    assert taken is gates and model.take_training_gates(0, 2.0) is None  # handed out once
+    assert taken[0] is embeddings and taken[1] is gates
+    assert model.take_training_gates(0, 2.0) is None  # handed out once
+    # The layers' gates are views of that vector.
+    per_layer = model.task_gates(0)
+    assert [g.shape[0] for g in per_layer] == [3, 5]
+    assert torch.equal(torch.cat(per_layer), model._training_gates[3])
     model.eval()
     model(torch.randn(6, 4), 0)  # evaluation gates (s_max) are never recorded
     assert model.take_training_gates(0, 400.0) is None

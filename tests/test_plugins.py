@@ -426,13 +426,18 @@ class _StepRecorder(SupervisedPlugin):
         ]
 
 
+@pytest.mark.parametrize("recorded", [True, False], ids=["forward-gates", "recomputed-gates"])
 @pytest.mark.parametrize("mode", ["original", "cross"])
-def test_regulariser_and_embedding_compensation_in_a_training_step(mode, tiny_benchmark):
+def test_regulariser_and_embedding_compensation_in_a_training_step(mode, recorded, tiny_benchmark):
     """Inside Avalanche, on task 2: the loss gains ``c * total sparsity`` of the step's gates
     (HAT Eq. 5, Sec. 2.6) and each mask's embedding gradient is scaled by
-    ``s_max / s * (cosh(clamp(s e, -c, c)) + 1) / (cosh(e) + 1)`` (HAT Sec. 2.5)."""
+    ``s_max / s * (cosh(clamp(s e, -c, c)) + 1) / (cosh(e) + 1)`` (HAT Sec. 2.5), whether
+    the plugin reuses the forward pass's gates or (for a model that did not record
+    them) recomputes them."""
     torch.manual_seed(0)
     model = HATMLP(8, (12, 14), 2)
+    if not recorded:
+        model.take_training_gates = lambda task_label, s: None
     plugin = HATPlugin(mask_sparsity_reg_mode=mode, sparsity_guard_units=0, clamp_threshold=3.0)
     raw, adjusted = _StepRecorder(), _StepRecorder()
     strategy = Naive(
