@@ -604,44 +604,55 @@ def memory_child(strategy_name: str, args, device: torch.device) -> dict:
     return out
 
 
-def measure_memory(args) -> dict:
-    """One child process per strategy (run concurrently); ``{model: {strategy: bytes}}``.
+def measure_memory(args) -> tuple[dict, dict]:
+    """``--memory-repeats`` sets of child processes, one per strategy (a set runs
+    concurrently); ``({model: {strategy: median bytes}}, {model: {strategy: [bytes...]}})``.
 
     Each child measures only its own process, so running them at the same time
-    changes no number, only the wall time.
+    changes no number, only the wall time. The resident-set peak of a few
+    iterations moves with the allocator's caching from one process to the next,
+    hence the median over several.
     """
-    result: dict[str, dict[str, int | None]] = {m: {} for m in args.models}
-    procs = {}
-    for name in STRATEGIES:
-        cmd = [
-            sys.executable,
-            os.path.abspath(__file__),
-            "--memory-child",
-            name,
-            "--models",
-            ",".join(args.models),
-            "--batch-size",
-            str(args.batch_size),
-            "--device",
-            args.device,
-            "--threads",
-            str(args.threads),
-            "--memory-iters",
-            str(args.memory_iters),
-            "--seed",
-            str(args.seed),
-        ]
-        procs[name] = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-    for name, proc in procs.items():
-        stdout, stderr = proc.communicate()
-        if proc.returncode != 0:
-            raise RuntimeError(f"memory child {name} failed:\n{stderr[-3000:]}")
-        data = json.loads(stdout.strip().splitlines()[-1])
-        for model_name, peak in data.items():
-            result[model_name][name] = peak
-    return result
+    readings: dict[str, dict[str, list]] = {m: {n: [] for n in STRATEGIES} for m in args.models}
+    for _ in range(args.memory_repeats):
+        procs = {}
+        for name in STRATEGIES:
+            cmd = [
+                sys.executable,
+                os.path.abspath(__file__),
+                "--memory-child",
+                name,
+                "--models",
+                ",".join(args.models),
+                "--batch-size",
+                str(args.batch_size),
+                "--device",
+                args.device,
+                "--threads",
+                str(args.threads),
+                "--memory-iters",
+                str(args.memory_iters),
+                "--seed",
+                str(args.seed),
+            ]
+            procs[name] = subprocess.Popen(
+                cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+        for name, proc in procs.items():
+            stdout, stderr = proc.communicate()
+            if proc.returncode != 0:
+                raise RuntimeError(f"memory child {name} failed:\n{stderr[-3000:]}")
+            data = json.loads(stdout.strip().splitlines()[-1])
+            for model_name, peak in data.items():
+                readings[model_name][name].append(peak)
+    medians = {
+        m: {
+            n: None if None in values else statistics.median(values)
+            for n, values in by_strategy.items()
+        }
+        for m, by_strategy in readings.items()
+    }
+    return medians, readings
 
 
 # ---------------------------------------------------------------- report
@@ -796,6 +807,12 @@ def parse_args(argv=None):
         default=3,
         help="task-3 training iterations over which peak memory is taken",
     )
+    parser.add_argument(
+        "--memory-repeats",
+        type=int,
+        default=3,
+        help="sets of memory child processes; the table shows the median of their peaks",
+    )
     parser.add_argument("--no-memory", action="store_true", help="skip the memory measurement")
     parser.add_argument(
         "--no-adjust", action="store_true", help="skip the adjustment micro-benchmark"
@@ -841,7 +858,7 @@ def parse_args(argv=None):
         unknown = [m for m in args.models if m not in specs]
         if unknown:
             parser.error(f"unknown or unavailable models {unknown}; available: {names}")
-    for name in ("batch_size", "threads", "memory_iters", "adjust_reps"):
+    for name in ("batch_size", "threads", "memory_iters", "memory_repeats", "adjust_reps"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
     if args.iters is not None and args.iters < 1:
@@ -882,7 +899,8 @@ def main(argv=None) -> int:
             "torch.cuda.max_memory_allocated over the allocation before the model was built"
             if device.type == "cuda"
             else "growth of the peak resident set size over the resident set size before "
-            "the model was built; child process per strategy"
+            "the model was built; child process per strategy, median of "
+            f"{args.memory_repeats} processes"
         ),
     )
     if device.type == "cpu" and "resnet18" in specs and "resnet18" not in args.models:
@@ -894,8 +912,12 @@ def main(argv=None) -> int:
         results.append(bench_model(specs[name], args, device))
     memory = None
     if not args.no_memory:
-        print("[overhead] peak memory (one child process per strategy) ...", file=sys.stderr)
-        memory = measure_memory(args)
+        print(
+            f"[overhead] peak memory ({args.memory_repeats} child processes per strategy) ...",
+            file=sys.stderr,
+        )
+        memory, memory_readings = measure_memory(args)
+        meta["memory_readings"] = memory_readings
         if device.type == "cpu" and not os.path.exists("/proc/self/clear_refs"):
             meta["notes"].append("peak RSS not measurable here (no /proc/self/clear_refs)")
     meta["seconds"] = round(time.perf_counter() - t0, 1)
