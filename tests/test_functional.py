@@ -249,9 +249,13 @@ def test_mul_outer_max_in_blocks_equals_the_full_product(shape):
     for block in (1, 4, 1 << 16):  # row blocks of one, a few, and all rows
         got = F.mul_outer_max_(grad.clone(), out_rate, in_rate, block=block)
         assert torch.equal(got, expected)
+    if len(shape) == 4:  # a gradient that is not contiguous is multiplied as it is
+        strided = grad.clone().permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)
+        assert not strided.is_contiguous()
+        assert torch.equal(F.mul_outer_max_(strided, out_rate, in_rate), expected)
 
 
-@pytest.mark.parametrize("block", [1, 30, 60, 1 << 18])
+@pytest.mark.parametrize("block", [1, 30, 40, 60, 1 << 18])
 def test_mul_outer_max_all_equals_each_product(block):
     """Row-only rates, small and large outer maxima, a conv kernel, mixed in one call:
     every gradient ends up exactly ``grad * outer_max`` whatever the grouping."""
