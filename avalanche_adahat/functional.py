@@ -324,6 +324,13 @@ def _pairwise(grad: Tensor, pair_rates: Tensor) -> tuple[Tensor, Tensor]:
     return grad.view(pairs, -1).t(), pair_rates.view(pairs)
 
 
+def _pairwise_maxima(grads: list[Tensor], outs: list[Tensor], ins: list[Tensor]):
+    """Targets and factors (:func:`_pairwise`) of several weights' outer maxima,
+    the maxima built by one foreach call."""
+    pairs = [_pairwise(g, m) for g, m in zip(grads, torch._foreach_maximum(outs, ins))]
+    return [t for t, _ in pairs], [f for _, f in pairs]
+
+
 def mul_outer_max_all_(
     grads: list[Tensor],
     out_rates: list[Tensor],
@@ -347,18 +354,16 @@ def mul_outer_max_all_(
             mul_outer_max_(grad, out_view, in_view, block)
             continue
         if pairs + n > block:  # keeps the maxima built at once within one block
-            pairwise = [_pairwise(g, m) for g, m in zip(grads_, torch._foreach_maximum(outs, ins))]
-            torch._foreach_mul_([t for t, _ in pairwise], [f for _, f in pairwise])
+            torch._foreach_mul_(*_pairwise_maxima(grads_, outs, ins))
             grads_, outs, ins, pairs = [], [], [], 0
         grads_.append(grad)
         outs.append(out_view)
         ins.append(in_view)
         pairs += n
     if grads_:
-        for grad, pair_rates in zip(grads_, torch._foreach_maximum(outs, ins)):
-            target, factor = _pairwise(grad, pair_rates)
-            row_grads.append(target)
-            row_rates.append(factor)
+        targets, factors = _pairwise_maxima(grads_, outs, ins)
+        row_grads += targets
+        row_rates += factors
     if row_grads:
         torch._foreach_mul_(row_grads, row_rates)
 
