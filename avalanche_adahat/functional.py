@@ -298,10 +298,6 @@ def mul_outer_max_(
     if in_view is None:
         return grad.mul_(out_view)
     step = max(1, block // max(1, grad.shape[1]))
-    if step >= grad.shape[0]:
-        target, factor = _pairwise(grad, torch.maximum(out_view, in_view))
-        target.mul_(factor)
-        return grad
     for i in range(0, grad.shape[0], step):
         target, factor = _pairwise(
             grad[i : i + step], torch.maximum(out_view[i : i + step], in_view)
