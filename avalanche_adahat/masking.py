@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 from avalanche.benchmarks.scenarios import CLExperience
-from avalanche.models import MultiTaskModule
+from avalanche.models import IncrementalClassifier, MultiHeadClassifier, MultiTaskModule
 from torch import Tensor, nn
 
 from .functional import INIT_MODES, gate
@@ -163,6 +163,35 @@ class HATModule(MultiTaskModule):
         state = dict(state)
         state["_training_gates"] = None  # part of an autograd graph: never copied
         return state
+
+    @property
+    def max_class_label(self) -> int:
+        """Width of the logits ``MultiTaskModule.forward`` returns for a mixed-task batch:
+        the classes seen, and at least the widest head (a head created with more
+        outputs than its task's classes must fit)."""
+        widths = [self._max_class_label]
+        for m in self.modules():
+            if isinstance(m, MultiHeadClassifier):
+                widths.append(m.max_class_label)
+            elif isinstance(m, IncrementalClassifier):
+                widths.append(m.classifier.out_features)
+        return max(widths)
+
+    @max_class_label.setter
+    def max_class_label(self, value: int) -> None:
+        self._max_class_label = value
+
+    def task_private_parameters(self, task_label: int) -> list[nn.Parameter]:
+        """Parameters only task ``task_label`` uses: its heads in every
+        ``MultiHeadClassifier`` (subclasses add other per-task modules). Once the
+        task is trained, the plugin keeps them unchanged in every adjustment mode."""
+        key = str(task_label)
+        return [
+            p
+            for m in self.modules()
+            if isinstance(m, MultiHeadClassifier) and key in m.classifiers
+            for p in m.classifiers[key].parameters()
+        ]
 
     def hat_masks(self) -> list[HATMask]:
         """The masks in forward order (found once: the architecture does not change)."""

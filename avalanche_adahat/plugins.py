@@ -24,6 +24,20 @@ from avalanche.core import SupervisedPlugin
 from torch import Tensor
 
 from . import functional as F
+from .checks import (
+    check_bool,
+    check_non_negative,
+    check_non_negative_int,
+    check_one_of,
+    check_positive,
+    check_unit_interval,
+)
+from .composition import (
+    check_experience,
+    check_optimizer_holds,
+    check_strategy,
+    warn_untrained_tasks,
+)
 from .masking import CoveredParameter, HATModule
 
 __all__ = [
@@ -201,31 +215,26 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
         check_finite: bool = True,
     ):
         super().__init__()
-        _one_of("adjustment_mode", adjustment_mode, self.allowed_modes)
-        _positive("s_max", s_max)
-        _positive("clamp_threshold", clamp_threshold)
-        _non_negative("mask_sparsity_reg_factor", mask_sparsity_reg_factor)
-        _one_of("mask_sparsity_reg_mode", mask_sparsity_reg_mode, F.REG_MODES)
-        _one_of("task_embedding_init_mode", task_embedding_init_mode, F.INIT_MODES)
-        _one_of("protect", protect, PROTECT_MODES)
+        check_one_of("adjustment_mode", adjustment_mode, self.allowed_modes)
+        check_positive("s_max", s_max)
+        check_positive("clamp_threshold", clamp_threshold)
+        check_non_negative("mask_sparsity_reg_factor", mask_sparsity_reg_factor)
+        check_one_of("mask_sparsity_reg_mode", mask_sparsity_reg_mode, F.REG_MODES)
+        check_one_of("task_embedding_init_mode", task_embedding_init_mode, F.INIT_MODES)
+        check_one_of("protect", protect, PROTECT_MODES)
+        check_non_negative_int("sparsity_guard_units", sparsity_guard_units)
+        check_bool("check_finite", check_finite)
         if adjustment_mode == "hat_const_alpha":
-            if alpha is None or not 0.0 <= alpha <= 1.0:
-                raise ValueError(
-                    f"alpha must be a number in [0, 1] with adjustment_mode='hat_const_alpha', got {alpha!r}"
-                )
+            check_unit_interval("alpha", alpha, " with adjustment_mode='hat_const_alpha'")
         elif alpha is not None:
             raise ValueError(
                 f"alpha is only used by adjustment_mode='hat_const_alpha', got alpha={alpha!r} "
                 f"with adjustment_mode={adjustment_mode!r}"
             )
         if embedding_clamp is not None:
-            _positive("embedding_clamp", embedding_clamp)
+            check_positive("embedding_clamp", embedding_clamp)
         if clip_grad_norm is not None:
-            _positive("clip_grad_norm", clip_grad_norm)
-        if not isinstance(sparsity_guard_units, int) or sparsity_guard_units < 0:
-            raise ValueError(
-                f"sparsity_guard_units must be a non-negative integer, got {sparsity_guard_units!r}"
-            )
+            check_positive("clip_grad_norm", clip_grad_norm)
         self.adjustment_mode = adjustment_mode
         self.s_max = float(s_max)
         self.clamp_threshold = float(clamp_threshold)
@@ -239,6 +248,7 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
         self.sparsity_guard_units = sparsity_guard_units
         self.check_finite = check_finite
         self._warned = False
+        self._warned_untrained: set[int] = set()
         self._reset_task_state()
 
     # ------------------------------------------------------------------ state
@@ -265,6 +275,9 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
         self._sparsity_map: tuple[Tensor, Tensor] | None = None
         self._rate_plan: _RatePlan | None = None
         self._rates_fixed = False
+        # Heads and per-task BatchNorms of trained tasks: no mode moves them.
+        self._frozen_private: list[Tensor] = []
+        self._private_snapshots: list[tuple[Tensor, Tensor]] = []
 
     @property
     def protection_active(self) -> bool:
@@ -274,27 +287,20 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
     # ------------------------------------------------------------------ hooks
     def before_training(self, strategy, **kwargs):
         model = _hat_model(strategy.model)
+        check_strategy(strategy, HATPlugin)
         model.s_max = self.s_max
         model.task_embedding_init_mode = self.task_embedding_init_mode
         self._warn_about_optimizer(strategy.optimizer)
 
+    def before_train_dataset_adaptation(self, strategy, **kwargs):
+        # The first hook of an experience: nothing was adapted or trained yet.
+        check_experience(strategy.experience, _hat_model(strategy.model).trained_tasks())
+
     def before_training_exp(self, strategy, **kwargs):
         model = _hat_model(strategy.model)
-        labels = sorted(set(int(t) for t in strategy.experience.task_labels))
-        if len(labels) != 1:
-            raise ValueError(
-                f"HAT trains one task at a time: experience {strategy.experience.current_experience} "
-                f"has task labels {labels}; give each training experience a single task label"
-            )
-        (task_label,) = labels
+        (task_label,) = set(int(t) for t in strategy.experience.task_labels)
         trained = model.trained_tasks()
-        if task_label in trained:
-            raise ValueError(
-                f"task label {task_label} of experience {strategy.experience.current_experience} was "
-                f"already trained (trained task labels: {trained}); HAT masks are final once stored, so "
-                "each training experience needs a new task label (use a task-incremental benchmark, "
-                "e.g. task_labels=True / return_task_id=True)"
-            )
+        check_optimizer_holds(strategy.optimizer, model, task_label)
         # Momentum or Adam moments from the last task must not move parameters
         # that are protected from now on (SPEC §6).
         strategy.optimizer.state.clear()
@@ -305,6 +311,7 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
         self._embeddings = [m.embeddings[str(task_label)] for m in self._masks]
         # Detached views share the parameters' storage: current values at every step.
         self._embedding_values = [e.detach() for e in self._embeddings]
+        self._frozen_private = [p for t in trained for p in model.task_private_parameters(t)]
         weights, bias = F.sparsity_affine(
             [m.cumulative for m in self._masks],
             self.mask_sparsity_reg_mode,
@@ -363,6 +370,7 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
 
     def before_update(self, strategy, **kwargs):
         with torch.no_grad():
+            self._protect_trained_private()
             if self.protection_active:
                 rates = self.current_unit_rates(_unwrap(strategy.model))
                 random = self.adjustment_mode == "hat_random"
@@ -386,6 +394,19 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
         if self.clip_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(strategy.model.parameters(), self.clip_grad_norm)
 
+    def _protect_trained_private(self) -> None:
+        """Rate 0 on the heads and BatchNorms of trained tasks, in every mode (SPEC §3).
+
+        They receive gradients only when a trained task's samples are replayed
+        (Replay, Cumulative, GEM/A-GEM memories) and belong to that task alone.
+        """
+        frozen = [p for p in self._frozen_private if p.grad is not None]
+        if self.protect == "gradient":
+            for p in frozen:
+                p.grad.zero_()
+        else:
+            self._private_snapshots = [(p, p.detach().clone()) for p in frozen]
+
     def _compensate_embedding_grads(self) -> None:
         """HAT Sec. 2.5 on every mask's embedding gradient, as one vector."""
         grads = [e.grad for e in self._embeddings]
@@ -400,16 +421,22 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
         torch._foreach_mul_(grads, factor.split([g.numel() for g in grads]))
 
     def after_update(self, strategy, **kwargs):
-        if not self._snapshots and self.embedding_clamp is None:
+        if not (self._snapshots or self._private_snapshots) and self.embedding_clamp is None:
             return
         with torch.no_grad():
             for p, before, rate in self._snapshots:
                 # lerp is exact at 0 (keeps `before`) and at 1 (keeps the update).
                 p.copy_(torch.lerp(before, p.detach(), rate.to(p.dtype)))
-            self._snapshots = []
+            for p, before in self._private_snapshots:
+                p.copy_(before)
+            self._snapshots, self._private_snapshots = [], []
             if self.embedding_clamp is not None:
                 for e in self._embeddings:
                     e.clamp_(-self.embedding_clamp, self.embedding_clamp)
+
+    def before_eval_exp(self, strategy, **kwargs):
+        model = _hat_model(strategy.model)
+        warn_untrained_tasks(strategy.experience, model, self.task_label, self._warned_untrained)
 
     def after_training_exp(self, strategy, **kwargs):
         model = _hat_model(strategy.model)
@@ -417,7 +444,7 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
         model.store_task_masks(self.task_label)
         model.hat_scale = None
         self._rate_plan = None  # the masks changed: rates are laid out anew if asked for
-        self._snapshots = []
+        self._snapshots, self._private_snapshots = [], []
         self._step_embeddings = None
 
     # ------------------------------------------------------------------ rates
@@ -546,8 +573,8 @@ class AdaHATPlugin(HATPlugin, supports_distributed=True):
         **hat_kwargs,
     ):
         if adjustment_intensity is not None:
-            _positive("adjustment_intensity", adjustment_intensity)
-        _positive("epsilon", epsilon)
+            check_positive("adjustment_intensity", adjustment_intensity)
+        check_positive("epsilon", epsilon)
         if "alpha" in hat_kwargs:
             raise ValueError(
                 "alpha belongs to HATPlugin(adjustment_mode='hat_const_alpha'); AdaHAT's "
@@ -606,18 +633,3 @@ def _hat_model(model) -> HATModule:
     if not model.hat_masks():
         raise TypeError(f"model {type(model).__name__} has no HAT masks (HATMask modules)")
     return model
-
-
-def _one_of(name: str, value, allowed) -> None:
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {tuple(allowed)}, got {value!r}")
-
-
-def _positive(name: str, value) -> None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
-        raise ValueError(f"{name} must be a number > 0, got {value!r}")
-
-
-def _non_negative(name: str, value) -> None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0:
-        raise ValueError(f"{name} must be a number >= 0, got {value!r}")

@@ -141,6 +141,13 @@ def _init_template(
     device, plugins, evaluator, eval_every, base_kwargs,
 ) -> None:  # fmt: skip
     _hat_model(model)
+    for p in plugins or []:
+        if isinstance(p, HATPlugin):
+            raise ValueError(
+                f"{type(strategy).__name__} already includes its own {type(hat_plugin).__name__} "
+                f"(strategy.hat_plugin); remove the {type(p).__name__} from plugins= or use "
+                "Naive(plugins=[...]) with one HAT plugin"
+            )
     strategy.hat_plugin = hat_plugin
     SupervisedTemplate.__init__(
         strategy,

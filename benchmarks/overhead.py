@@ -604,6 +604,41 @@ def memory_child(strategy_name: str, args, device: torch.device) -> dict:
     return out
 
 
+def run_memory_children(args) -> dict[str, dict]:
+    """One set of memory child processes, one per strategy, run concurrently:
+    ``{strategy: {model: peak bytes or None}}``."""
+    procs = {}
+    for name in STRATEGIES:
+        cmd = [
+            sys.executable,
+            os.path.abspath(__file__),
+            "--memory-child",
+            name,
+            "--models",
+            ",".join(args.models),
+            "--batch-size",
+            str(args.batch_size),
+            "--device",
+            args.device,
+            "--threads",
+            str(args.threads),
+            "--memory-iters",
+            str(args.memory_iters),
+            "--seed",
+            str(args.seed),
+        ]
+        procs[name] = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+    out = {}
+    for name, proc in procs.items():
+        stdout, stderr = proc.communicate()
+        if proc.returncode != 0:
+            raise RuntimeError(f"memory child {name} failed:\n{stderr[-3000:]}")
+        out[name] = json.loads(stdout.strip().splitlines()[-1])
+    return out
+
+
 def measure_memory(args) -> tuple[dict, dict]:
     """``--memory-repeats`` sets of child processes, one per strategy (a set runs
     concurrently); ``({model: {strategy: median bytes}}, {model: {strategy: [bytes...]}})``.
@@ -615,34 +650,7 @@ def measure_memory(args) -> tuple[dict, dict]:
     """
     readings: dict[str, dict[str, list]] = {m: {n: [] for n in STRATEGIES} for m in args.models}
     for _ in range(args.memory_repeats):
-        procs = {}
-        for name in STRATEGIES:
-            cmd = [
-                sys.executable,
-                os.path.abspath(__file__),
-                "--memory-child",
-                name,
-                "--models",
-                ",".join(args.models),
-                "--batch-size",
-                str(args.batch_size),
-                "--device",
-                args.device,
-                "--threads",
-                str(args.threads),
-                "--memory-iters",
-                str(args.memory_iters),
-                "--seed",
-                str(args.seed),
-            ]
-            procs[name] = subprocess.Popen(
-                cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-            )
-        for name, proc in procs.items():
-            stdout, stderr = proc.communicate()
-            if proc.returncode != 0:
-                raise RuntimeError(f"memory child {name} failed:\n{stderr[-3000:]}")
-            data = json.loads(stdout.strip().splitlines()[-1])
+        for name, data in run_memory_children(args).items():
             for model_name, peak in data.items():
                 readings[model_name][name].append(peak)
     medians = {

@@ -6,8 +6,11 @@ from torch.utils.data import TensorDataset
 from avalanche_adahat import functional as F
 
 
-def tensor_benchmark(n_tasks=3, n_features=8, per_class=24, n_classes=2, seed=0, task_labels=True):
-    """A tiny task-incremental Avalanche benchmark from random, learnable tensors."""
+def tensor_benchmark(
+    n_tasks=3, n_features=8, per_class=24, n_classes=2, seed=0, task_labels=True, shape=None
+):
+    """A tiny task-incremental Avalanche benchmark from random, learnable tensors
+    (each sample reshaped to ``shape`` if given, e.g. ``(3, 4, 4)`` for 48 features)."""
     from avalanche.benchmarks import nc_benchmark
 
     g = torch.Generator().manual_seed(seed)
@@ -15,6 +18,8 @@ def tensor_benchmark(n_tasks=3, n_features=8, per_class=24, n_classes=2, seed=0,
     centers = torch.randn(total, n_features, generator=g) * 2
     y = torch.arange(total).repeat_interleave(per_class)
     x = centers[y] + torch.randn(len(y), n_features, generator=g)
+    if shape is not None:
+        x = x.reshape(len(y), *shape)
     ds = TensorDataset(x, y)
     ds.targets = y
     return nc_benchmark(

@@ -238,7 +238,7 @@ def test_gradient_mode_warns_about_weight_decay(tiny_benchmark):
     "kwargs, match",
     [
         ({"adjustment_mode": "adahat"}, r"adjustment_mode must be one of .*'hat'.*got 'adahat'"),
-        ({"s_max": 0}, "s_max must be a number > 0, got 0"),
+        ({"s_max": 0}, "s_max must be a finite number > 0, got 0"),
         ({"clamp_threshold": -1}, "clamp_threshold"),
         ({"mask_sparsity_reg_factor": -0.1}, "mask_sparsity_reg_factor"),
         ({"mask_sparsity_reg_mode": "sum"}, "mask_sparsity_reg_mode must be one of"),
@@ -259,9 +259,9 @@ def test_hat_plugin_rejects_bad_input(kwargs, match):
     "kwargs, match",
     [
         ({"adjustment_mode": "hat"}, "adjustment_mode must be one of .*'adahat'"),
-        ({"adjustment_intensity": 0}, "adjustment_intensity must be a number > 0, got 0"),
+        ({"adjustment_intensity": 0}, "adjustment_intensity must be a finite number > 0, got 0"),
         ({"adjustment_intensity": -1e-6}, "adjustment_intensity"),
-        ({"epsilon": 0.0}, "epsilon must be a number > 0"),
+        ({"epsilon": 0.0}, "epsilon must be a finite number > 0"),
     ],
 )
 def test_adahat_plugin_rejects_bad_input(kwargs, match):
@@ -294,13 +294,19 @@ def test_plugin_on_model_without_masks_fails_before_training(tiny_benchmark):
 
 
 def test_experiences_without_task_labels_are_rejected():
+    """A class-incremental stream is refused at its first experience, before anything moves."""
     class_incremental = tensor_benchmark(task_labels=False)
     model = HATMLP(8, (6,), 2)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
     strategy = HAT(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
                    evaluator=_quiet())  # fmt: skip
-    strategy.train(class_incremental.train_stream[0])
-    with pytest.raises(ValueError, match="task label 0 .* already trained.*task-incremental"):
-        strategy.train(class_incremental.train_stream[1])
+    with pytest.raises(
+        ValueError, match="experience 1 .* task label 0, as experience 0 has.*task-incremental"
+    ):
+        strategy.train(class_incremental.train_stream[0])
+    after = dict(model.named_parameters())
+    assert before.keys() == after.keys()  # no embedding or head was added
+    assert all(torch.equal(before[n], after[n]) for n in before)
 
 
 def test_retraining_a_task_label_is_rejected(tiny_benchmark):

@@ -5,9 +5,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from avalanche.benchmarks.scenarios import CLExperience
-from avalanche.models import MultiHeadClassifier
+from avalanche.models import IncrementalClassifier, MultiHeadClassifier
 from torch import Tensor, nn
 
+from ..checks import check_positive_int
 from ..masking import HATMask, HATModule
 
 __all__ = ["HATBackbone", "TaskBatchNorm", "apply_gate", "make_head"]
@@ -33,6 +34,10 @@ class TaskBatchNorm(nn.Module):
     ``x / sqrt(1 + eps)`` in eval mode) without creating or changing any state.
 
     Each new BN starts freshly initialised (weight 1, bias 0, mean 0, var 1).
+    Once its task is trained (:meth:`freeze_task`), its BN normalises with its
+    running statistics even in train mode and never updates them: samples of a
+    trained task replayed while a later task trains (Replay, Cumulative, A-GEM
+    memories) see exactly the function evaluation sees.
 
     :param num_features: channels (``spatial=True``, ``BatchNorm2d``) or
         features (``spatial=False``, ``BatchNorm1d``).
@@ -83,6 +88,14 @@ class TaskBatchNorm(nn.Module):
         if not self.has_task(task_label):
             self.bns[str(task_label)] = self._new_bn()
 
+    def freeze_task(self, task_label: int) -> None:
+        """Keep the BN of a trained task as it is (see the class docstring)."""
+        bn = self.bns[str(task_label)] if self.has_task(task_label) else None
+        if bn is not None and not hasattr(bn, "hat_frozen"):
+            bn.register_buffer(
+                "hat_frozen", torch.ones((), dtype=torch.bool, device=self._anchor.device)
+            )
+
     def bn_for(self, task_label: int) -> nn.Module | None:
         """The BN used for ``task_label`` (see the fallback in the class docstring)."""
         key = str(task_label)
@@ -94,6 +107,10 @@ class TaskBatchNorm(nn.Module):
 
     def forward(self, x: Tensor, task_label: int) -> Tensor:
         bn = self.bn_for(task_label)
+        if bn is not None and hasattr(bn, "hat_frozen"):
+            return F.batch_norm(
+                x, bn.running_mean, bn.running_var, bn.weight, bn.bias, training=False, eps=bn.eps
+            )
         if bn is not None:
             return bn(x)
         if self.training or not self.track_running_stats:
@@ -107,6 +124,8 @@ class TaskBatchNorm(nn.Module):
                 label = key[len(prefix) + 4 :].split(".", 1)[0]
                 if label not in self.bns:
                     self.bns[label] = self._new_bn()
+                if key.endswith(".hat_frozen") and not hasattr(self.bns[label], "hat_frozen"):
+                    self.freeze_task(int(label))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
@@ -128,6 +147,23 @@ class HATBackbone(HATModule):
         for task_label in sorted(set(int(t) for t in experience.task_labels)):
             for bn in self.task_batch_norms():
                 bn.add_task(task_label)
+
+    def task_private_parameters(self, task_label: int) -> list[nn.Parameter]:
+        """Heads and the per-task BatchNorms of ``task_label``."""
+        bn_params = [
+            p
+            for bn in self.task_batch_norms()
+            if bn.has_task(task_label)
+            for p in bn.bns[str(task_label)].parameters()
+        ]
+        return super().task_private_parameters(task_label) + bn_params
+
+    @torch.no_grad()
+    def store_task_masks(self, task_label: int) -> None:
+        """Store the masks (:class:`HATModule`) and freeze the task's BatchNorms."""
+        super().store_task_masks(task_label)
+        for bn in self.task_batch_norms():
+            bn.freeze_task(task_label)
 
     def gate_map(self, task_label: int) -> dict[int, Tensor] | None:
         """``{id(mask): gate}`` for ``task_label``, or ``None`` (no gating)."""
@@ -151,23 +187,19 @@ def apply_gate(h: Tensor, gates: dict[int, Tensor] | None, mask: HATMask) -> Ten
     return h * g
 
 
-def make_head(in_features: int, num_classes: int, multi_head: bool) -> nn.Module:
-    """``MultiHeadClassifier`` (one head per task label) or one shared ``Linear``."""
+def make_head(in_features: int, num_classes: int | None, multi_head: bool) -> nn.Module:
+    """The classifier of a HAT backbone, sized from the data as Avalanche's are.
+
+    ``multi_head``: a ``MultiHeadClassifier`` (one head per task label, each
+    starting with ``num_classes`` outputs, Avalanche's default 2 when ``None``,
+    and growing to the classes of its experience). Shared head: a fixed
+    ``Linear`` with ``num_classes`` outputs when given, else an
+    ``IncrementalClassifier`` that grows with the classes seen.
+    """
+    if num_classes is not None:
+        check_positive_int("num_classes", num_classes)
     if multi_head:
-        return MultiHeadClassifier(in_features, initial_out_features=num_classes)
+        return MultiHeadClassifier(in_features, initial_out_features=num_classes or 2)
+    if num_classes is None:
+        return IncrementalClassifier(in_features, initial_out_features=2)
     return nn.Linear(in_features, num_classes)
-
-
-def check_positive_int(name: str, value) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
-def check_probability(name: str, value) -> None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value < 1.0:
-        raise ValueError(f"{name} must be a dropout probability in [0, 1), got {value!r}")
-
-
-def check_bool(name: str, value) -> None:
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be True or False, got {value!r}")

@@ -6,13 +6,11 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from ..checks import check_bool, check_positive_int, check_probability
 from ..masking import CoveredParameter, HATMask
 from ._common import (
     HATBackbone,
     apply_gate,
-    check_bool,
-    check_positive_int,
-    check_probability,
     make_head,
 )
 
@@ -48,11 +46,12 @@ class HATAlexNet(HATBackbone):
 
     :param in_channels: image channels (3 for RGB, 1 for grey).
     :param input_size: image height = width, at least 12 (32 for CIFAR, 28 for MNIST).
-    :param num_classes: classes per head (or of the shared head).
+    :param num_classes: initial classes per head; default ``None``: heads are sized from
+        the experiences as Avalanche's ``MultiHeadClassifier`` / ``IncrementalClassifier``.
     :param channels: output channels of the three convs. Default ``(64, 128, 256)``.
     :param fc_sizes: units of the fully connected layers. Default ``(2048, 2048)``.
     :param multi_head: ``True`` (default): one head per task label
-        (``MultiHeadClassifier``); ``False``: one shared ``Linear`` head (not protected).
+        (``MultiHeadClassifier``); ``False``: one shared head (not protected).
     :param conv1_dropout: dropout after the first conv stage (HAT paper: 0.2).
     :param dropout: dropout after the other conv stages and every FC layer (HAT paper: 0.5).
     """
@@ -61,7 +60,7 @@ class HATAlexNet(HATBackbone):
         self,
         in_channels: int = 3,
         input_size: int = 32,
-        num_classes: int = 10,
+        num_classes: int | None = None,
         *,
         channels: Sequence[int] = (64, 128, 256),
         fc_sizes: Sequence[int] = (2048, 2048),
@@ -72,7 +71,6 @@ class HATAlexNet(HATBackbone):
         super().__init__()
         check_positive_int("in_channels", in_channels)
         check_positive_int("input_size", input_size)
-        check_positive_int("num_classes", num_classes)
         check_bool("multi_head", multi_head)
         check_probability("conv1_dropout", conv1_dropout)
         check_probability("dropout", dropout)

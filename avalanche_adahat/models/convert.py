@@ -8,8 +8,9 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from ..checks import check_bool, check_positive_int
 from ..masking import CoveredParameter, HATMask
-from ._common import HATBackbone, TaskBatchNorm, check_bool, check_positive_int, make_head
+from ._common import HATBackbone, TaskBatchNorm, make_head
 
 __all__ = ["CONVERTIBLE_LAYERS", "HATSequential", "convert_to_hat"]
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from avalanche.models import MultiHeadClassifier
 from torch import Tensor, nn
 
+from ..checks import check_bool, check_positive_int, check_probability
 from ..masking import CoveredParameter, HATMask, HATModule
+from ._common import make_head
 
 __all__ = ["HATMLP"]
 
@@ -22,8 +23,9 @@ class HATMLP(HATModule):
     :param input_size: number of input features (inputs are flattened).
     :param hidden_sizes: units of each hidden layer, e.g. ``(256, 100, 64)``
         (AdaHAT Exp. 1) or ``(2000, 2000)`` (HAT paper).
-    :param num_classes: classes per head (initial size of each
-        ``MultiHeadClassifier`` head, or of the shared head).
+    :param num_classes: initial classes per head; default ``None``: each head is
+        sized from its experience's classes, as Avalanche's ``MultiHeadClassifier``
+        (and a shared head as its ``IncrementalClassifier``).
     :param multi_head: ``True`` (default): one head per task label
         (task-incremental, Avalanche's ``MultiHeadClassifier``); ``False``: one
         shared head (domain-incremental; the shared head is not protected).
@@ -35,22 +37,21 @@ class HATMLP(HATModule):
         self,
         input_size: int = 784,
         hidden_sizes: Sequence[int] = (256, 100, 64),
-        num_classes: int = 10,
+        num_classes: int | None = None,
         *,
         multi_head: bool = True,
         dropout: float = 0.0,
         input_dropout: float = 0.0,
     ):
         super().__init__()
-        _check_positive("input_size", input_size)
+        check_positive_int("input_size", input_size)
         if len(hidden_sizes) == 0:
             raise ValueError("hidden_sizes must list at least one hidden layer, got []")
         for size in hidden_sizes:
-            _check_positive("hidden_sizes", size)
-        _check_positive("num_classes", num_classes)
-        for name, p in (("dropout", dropout), ("input_dropout", input_dropout)):
-            if not 0.0 <= p < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {p}")
+            check_positive_int("hidden_sizes", size)
+        check_bool("multi_head", multi_head)
+        check_probability("dropout", dropout)
+        check_probability("input_dropout", input_dropout)
         self.input_size = input_size
         self.multi_head = multi_head
         sizes = [input_size, *hidden_sizes]
@@ -58,10 +59,7 @@ class HATMLP(HATModule):
         self.masks = nn.ModuleList(HATMask(b) for b in hidden_sizes)
         self.input_dropout = nn.Dropout(input_dropout)
         self.dropout = nn.Dropout(dropout)
-        if multi_head:
-            self.head = MultiHeadClassifier(sizes[-1], initial_out_features=num_classes)
-        else:
-            self.head = nn.Linear(sizes[-1], num_classes)
+        self.head = make_head(sizes[-1], num_classes, multi_head)
 
     def forward_single_task(self, x: Tensor, task_label: int) -> Tensor:
         h = x.reshape(x.shape[0], -1)
@@ -88,8 +86,3 @@ class HATMLP(HATModule):
                 covered.append(CoveredParameter(f"layers.{i}.bias", layer.bias, mask))
             previous = mask
         return covered
-
-
-def _check_positive(name: str, value: int) -> None:
-    if not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")

@@ -47,13 +47,12 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from ..checks import check_bool, check_positive_int
 from ..masking import CoveredParameter, HATMask
 from ._common import (
     HATBackbone,
     TaskBatchNorm,
     apply_gate,
-    check_bool,
-    check_positive_int,
     make_head,
 )
 
@@ -119,11 +118,12 @@ class HATResNet(HATBackbone):
     :param num_blocks: blocks per stage, four positive integers
         (``(2, 2, 2, 2)``: ResNet-18, ``(3, 4, 6, 3)``: ResNet-34).
     :param in_channels: image channels (3 for RGB, 1 for grey).
-    :param num_classes: classes per head (or of the shared head).
+    :param num_classes: initial classes per head; default ``None``: heads are sized from
+        the experiences as Avalanche's ``MultiHeadClassifier`` / ``IncrementalClassifier``.
     :param width: channels of the stem and first stage (64 in ResNet-18/34);
         small values give tiny networks for tests.
     :param multi_head: ``True`` (default): one head per task label
-        (``MultiHeadClassifier``); ``False``: one shared ``Linear`` head (not protected).
+        (``MultiHeadClassifier``); ``False``: one shared head (not protected).
     """
 
     def __init__(
@@ -131,7 +131,7 @@ class HATResNet(HATBackbone):
         num_blocks: Sequence[int] = (2, 2, 2, 2),
         *,
         in_channels: int = 3,
-        num_classes: int = 10,
+        num_classes: int | None = None,
         width: int = 64,
         multi_head: bool = True,
     ):
@@ -145,7 +145,6 @@ class HATResNet(HATBackbone):
         for n in num_blocks:
             check_positive_int("num_blocks", n)
         check_positive_int("in_channels", in_channels)
-        check_positive_int("num_classes", num_classes)
         check_positive_int("width", width)
         check_bool("multi_head", multi_head)
         self.num_blocks = num_blocks
@@ -199,7 +198,7 @@ class HATResNet18(HATResNet):
         self,
         *,
         in_channels: int = 3,
-        num_classes: int = 10,
+        num_classes: int | None = None,
         width: int = 64,
         multi_head: bool = True,
     ):
@@ -219,7 +218,7 @@ class HATResNet34(HATResNet):
         self,
         *,
         in_channels: int = 3,
-        num_classes: int = 10,
+        num_classes: int | None = None,
         width: int = 64,
         multi_head: bool = True,
     ):

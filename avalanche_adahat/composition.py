@@ -1,0 +1,141 @@
+"""Checks that HAT fits the strategy, stream and optimizer it is given, before anything trains.
+
+HAT composes with any Avalanche strategy whose plugins only add loss terms,
+project gradients or mix stored samples into minibatches (EWC, SI, LwF, MAS,
+Replay, Cumulative, GEM, A-GEM; see the README's composition table). These
+checks refuse, with a message naming the problem and the fix, what cannot keep
+HAT's guarantee or cannot work at all.
+"""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+
+import torch
+
+__all__ = [
+    "REFUSED_PLUGINS",
+    "check_experience",
+    "check_optimizer_holds",
+    "check_strategy",
+    "warn_untrained_tasks",
+]
+
+#: Avalanche plugins that cannot run with HAT, by class name, and why.
+REFUSED_PLUGINS = {
+    "GDumbPlugin": "it re-initialises the model from a copy before every experience, "
+    "which deletes the masks of trained tasks",
+    "FromScratchTrainingPlugin": "it re-initialises the model before every experience, "
+    "which deletes the masks of trained tasks",
+    "PackNetPlugin": "it prunes and freezes weights with masks of its own (a PackNetModel), "
+    "which HAT's masks cannot share",
+}
+
+
+def _class_names(obj) -> set[str]:
+    return {c.__name__ for c in type(obj).__mro__}
+
+
+def check_strategy(strategy, hat_plugin_type: type) -> None:
+    """One HAT plugin, no refused plugin, an optimizer whose ``step`` needs no closure."""
+    hats = [p for p in strategy.plugins if isinstance(p, hat_plugin_type)]
+    if len(hats) > 1:
+        names = ", ".join(type(p).__name__ for p in hats)
+        raise ValueError(
+            f"the strategy has {len(hats)} HAT plugins ({names}); use exactly one: each would "
+            "anneal, regularise and adjust the same masks (HAT/AdaHAT strategies already "
+            "include theirs: do not add another to plugins=)"
+        )
+    for p in strategy.plugins:
+        refused = _class_names(p) & set(REFUSED_PLUGINS)
+        if refused:
+            name = refused.pop()
+            raise ValueError(
+                f"{type(p).__name__} cannot be combined with HAT: {REFUSED_PLUGINS[name]}"
+            )
+    optimizer = strategy.optimizer
+    closure = inspect.signature(type(optimizer).step).parameters.get("closure")
+    if closure is not None and closure.default is inspect.Parameter.empty:
+        raise ValueError(
+            f"optimizer {type(optimizer).__name__} needs a closure in step(closure), which "
+            "Avalanche's training loop does not pass; use an optimizer whose step() takes no "
+            "closure (SGD, Adam, AdamW, RMSprop, ...)"
+        )
+
+
+def check_experience(experience, trained: list[int]) -> None:
+    """The experience, and at the first one the whole stream, can be trained by HAT:
+    one task label per experience, never trained before, and some samples."""
+    if not trained:
+        stream = getattr(experience, "origin_stream", None)
+        if stream is not None and hasattr(stream, "__len__"):
+            seen: dict[int, int] = {}
+            for exp in stream:
+                _check_one(exp, list(seen), seen)
+    _check_one(experience, trained, {})
+
+
+def _check_one(experience, trained: list[int], seen: dict[int, int]) -> None:
+    index = experience.current_experience
+    if len(experience.dataset) == 0:
+        raise ValueError(f"experience {index} has no samples to train on")
+    labels = sorted({int(t) for t in experience.task_labels})
+    if len(labels) != 1:
+        raise ValueError(
+            f"HAT trains one task at a time: experience {index} has task labels {labels}; give "
+            "each training experience a single task label"
+        )
+    (label,) = labels
+    if label in seen:
+        raise ValueError(
+            f"experience {index} of the training stream has task label {label}, as experience "
+            f"{seen[label]} has: HAT learns one mask per task and needs a new task label for "
+            "each training experience, so a stream without task labels (class-incremental) "
+            "cannot be trained; use a task-incremental benchmark (task_labels=True / "
+            "return_task_id=True)"
+        )
+    if label in trained:
+        raise ValueError(
+            f"task label {label} of experience {index} was already trained (trained task "
+            f"labels: {trained}); HAT masks are final once stored, so each training experience "
+            "needs a new task label (use a task-incremental benchmark, e.g. task_labels=True / "
+            "return_task_id=True)"
+        )
+    seen[label] = index
+
+
+def check_optimizer_holds(optimizer: torch.optim.Optimizer, model, task_label: int) -> None:
+    """The optimizer updates every trainable covered parameter and the training task's
+    embeddings (otherwise HAT trains nothing, or masks that never change)."""
+    held = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    needed = [(cp.name, cp.param) for cp in model.covered_parameters()]
+    needed += [
+        (f"HAT embedding {i} of task {task_label}", m.embeddings[str(task_label)])
+        for i, m in enumerate(model.hat_masks())
+    ]
+    missing = [name for name, p in needed if p.requires_grad and id(p) not in held]
+    if missing:
+        shown = ", ".join(missing[:5]) + (
+            f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        )
+        raise ValueError(
+            f"the optimizer does not hold {len(missing)} of the model's trainable parameters "
+            f"({shown}); build it from model.parameters() (Avalanche's make_optimizer adds new "
+            "ones for each experience)"
+        )
+
+
+def warn_untrained_tasks(experience, model, training_label: int | None, warned: set) -> None:
+    """Warn, once per task label in ``warned``, when an evaluation experience's task was
+    never trained (no mask, an untrained head: chance level)."""
+    first = model.hat_masks()[0]
+    for label in sorted({int(t) for t in experience.task_labels} - warned):
+        if label != training_label and not first.is_stored(label):
+            warned.add(label)
+            warnings.warn(
+                f"evaluating experience {experience.current_experience}: task label {label} was "
+                f"never trained (trained: {model.trained_tasks()}), so its head and mask are "
+                "untrained and its accuracy is chance level (said once per task label)",
+                stacklevel=3,
+            )
