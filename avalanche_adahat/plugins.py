@@ -278,6 +278,7 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
         # Heads and per-task BatchNorms of trained tasks: no mode moves them.
         self._frozen_private: list[Tensor] = []
         self._private_snapshots: list[tuple[Tensor, Tensor]] = []
+        self._flush_was_on = False  # the thread's subnormal mode before training steps
 
     @property
     def protection_active(self) -> bool:
@@ -312,6 +313,7 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
         # Detached views share the parameters' storage: current values at every step.
         self._embedding_values = [e.detach() for e in self._embeddings]
         self._frozen_private = [p for t in trained for p in model.task_private_parameters(t)]
+        self._flush_was_on = flush_subnormals_is_on()
         weights, bias = F.sparsity_affine(
             [m.cumulative for m in self._masks],
             self.mask_sparsity_reg_mode,
@@ -331,6 +333,12 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
         self.batch = min(self.batch + 1, self.num_batches)
         self.scale = F.annealed_scale(self.batch, self.num_batches, self.s_max)
         _unwrap(strategy.model).hat_scale = self.scale
+        # Subnormal floats (below 2**-126 in float32) flushed to zero for the step:
+        # see flush_subnormals_was_on. Restored in after_training_iteration.
+        torch.set_flush_denormal(True)
+
+    def after_training_iteration(self, strategy, **kwargs):
+        torch.set_flush_denormal(self._flush_was_on)
 
     def before_backward(self, strategy, **kwargs):
         loss = strategy.loss
@@ -613,6 +621,22 @@ class AdaHATPlugin(HATPlugin, supports_distributed=True):
         if self.adjustment_mode == "adahat_no_reg" or sparsity is None:
             return F.adahat_r(self.adjustment_intensity, 0.0, self.epsilon)
         return F.adahat_r(self.adjustment_intensity, sparsity, self.epsilon)  # one r_l per layer
+
+
+def flush_subnormals_is_on() -> bool:
+    """Whether this thread's CPU now flushes subnormal floats to zero (FTZ/DAZ).
+
+    Why the plugin flushes them during each training step: once the annealed
+    ``s`` is large, gates ``sigmoid(s e)`` of negative embeddings, the activations
+    they multiply and their gradients fall below float32's smallest normal number,
+    where x86 kernels run tens of times slower. Flushing changes only values below
+    ``2**-126``: a gate there has ``s e < -87``, and even after the embedding-gradient
+    compensation (whose clamp stops at ``cosh(50)``) its gradient is below ``e**-37``
+    of an unclamped unit's, far under float32 rounding (``2**-24``); such values
+    only ever add to normal ones. Exact zeros stay exact, so every bitwise
+    guarantee holds. Evaluation (binary masks) is untouched.
+    """
+    return (torch.tensor([2.0**-100]) * 2.0**-40).item() == 0.0
 
 
 def _unwrap(model):

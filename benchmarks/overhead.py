@@ -65,6 +65,9 @@ from avalanche.training.templates.base import _group_experiences_by_stream  # no
 from avalanche_adahat import HAT, AdaHAT  # noqa: E402
 from avalanche_adahat import models as hat_models  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import epoch_ratio  # noqa: E402
+
 #: ``Naive+plugin`` is Naive with one plugin that does nothing: Avalanche calls every
 #: hook of every plugin, so this row is the floor any plugin-based method pays.
 STRATEGIES = ("Naive", "Naive+plugin", "HAT", "AdaHAT")
@@ -823,6 +826,16 @@ def parse_args(argv=None):
     )
     parser.add_argument("--no-memory", action="store_true", help="skip the memory measurement")
     parser.add_argument(
+        "--epoch-data",
+        default="blobs,digits,fmnist",
+        help="data of the headline epoch table (benchmarks/epoch_ratio.py: blobs, digits, "
+        "fmnist; fmnist skipped when absent); empty to skip it",
+    )
+    parser.add_argument("--epoch-tasks", type=int, default=5, help="tasks of the blobs stream")
+    parser.add_argument(
+        "--epoch-per-task", type=int, default=1280, help="training samples per blobs task"
+    )
+    parser.add_argument(
         "--no-adjust", action="store_true", help="skip the adjustment micro-benchmark"
     )
     parser.add_argument(
@@ -914,6 +927,17 @@ def main(argv=None) -> int:
     if device.type == "cpu" and "resnet18" in specs and "resnet18" not in args.models:
         meta["notes"].append("resnet18 not run (CPU default; name it with --models to run it)")
     t0 = time.perf_counter()
+    epoch_text, epoch_rows = "", []
+    if args.epoch_data:
+        print("[overhead] whole epochs ...", file=sys.stderr, flush=True)
+        epoch_text, epoch_rows = epoch_ratio.epoch_table(
+            [m for m in args.models if m in epoch_ratio.MODELS],
+            [d for d in args.epoch_data.split(",") if d],
+            args.epoch_tasks,
+            args.epoch_per_task,
+            device,
+        )
+        print(epoch_text, flush=True)
     results = []
     for name in args.models:
         print(f"[overhead] {name}: timing ...", file=sys.stderr, flush=True)
@@ -930,6 +954,8 @@ def main(argv=None) -> int:
             meta["notes"].append("peak RSS not measurable here (no /proc/self/clear_refs)")
     meta["seconds"] = round(time.perf_counter() - t0, 1)
     table = render_markdown(results, memory, meta)
+    if epoch_text:
+        table = epoch_text + "\n\n" + table
     print(table)
     print(f"Command: {meta['command']}  ({meta['seconds']} s)")
     for res in results:
@@ -943,7 +969,9 @@ def main(argv=None) -> int:
             else:
                 for res in results:
                     res.pop("profile", None)
-                json.dump(dict(meta=meta, results=results, memory=memory), f, indent=2)
+                json.dump(
+                    dict(meta=meta, epochs=epoch_rows, results=results, memory=memory), f, indent=2
+                )
     return 0
 
 

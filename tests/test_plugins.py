@@ -468,3 +468,54 @@ def test_regulariser_and_embedding_compensation_in_a_training_step(mode, recorde
         x = e.double()
         factor = s_max / s * (torch.cosh((s * x).clamp(-3.0, 3.0)) + 1) / (torch.cosh(x) + 1)
         torch.testing.assert_close(compensated.double(), grad.double() * factor, rtol=1e-5, atol=0)
+
+
+# ------------------------------------------------------------------ subnormal floats
+
+
+def _is_subnormal(t):
+    return bool(((t != 0) & (t.abs() < torch.finfo(t.dtype).tiny)).any())
+
+
+class _SubnormalProbe(SupervisedPlugin):
+    """First plugin: pushes half of each mask's embedding where ``sigmoid(s e)`` is a
+    float32 subnormal at ``s = s_max``; records gated activations and gradients."""
+
+    def __init__(self):
+        super().__init__()
+        self.tensors = []
+
+    def before_training_iteration(self, strategy, **kwargs):
+        with torch.no_grad():
+            for m in strategy.model.hat_masks():
+                e = m.embeddings[str(strategy.experience.task_label)]
+                e[
+                    : len(e) // 2
+                ] = -0.2  # s e = -80: gates about 2e-35, times activations < 1e-3: subnormal
+        if not hasattr(self, "hook"):
+            self.hook = strategy.model.dropout.register_forward_hook(
+                lambda mod, inp, out: self.tensors.append(out.detach().clone())
+            )
+
+    def after_backward(self, strategy, **kwargs):
+        self.tensors += [p.grad.clone() for p in strategy.model.parameters() if p.grad is not None]
+
+
+def test_a_training_step_with_subnormal_gates_has_no_subnormal_values(tiny_benchmark):
+    from avalanche_adahat.plugins import flush_subnormals_is_on
+
+    gate = torch.sigmoid(400 * torch.full((1,), -0.2))
+    assert _is_subnormal(gate * 1e-4)  # outside the step
+    torch.manual_seed(0)
+    model = HATMLP(8, (16, 16), 2)
+    probe = _SubnormalProbe()
+    strategy = Naive(
+        model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1), criterion=torch.nn.CrossEntropyLoss(),
+        train_mb_size=64, plugins=[probe, HATPlugin()], evaluator=_quiet(),
+    )  # fmt: skip
+    strategy.train(tiny_benchmark.train_stream[0])  # one batch: s = s_max
+    strategy.train(tiny_benchmark.train_stream[1])
+    assert len(probe.tensors) > 10
+    assert not any(_is_subnormal(t) for t in probe.tensors)
+    assert not flush_subnormals_is_on()  # the thread's mode is restored after each step
+    assert _is_subnormal(gate * 1e-4)

@@ -1,0 +1,202 @@
+"""Whole training epochs of HAT / AdaHAT against Avalanche's ``Naive``, as users run them.
+
+Every strategy trains the same task-incremental stream (2 classes per task) from
+deep copies of one initial model with the same optimizer (SGD, lr 0.01, batch
+64, one epoch per task, so every epoch runs the full annealing schedule of
+``s``). Task 1 is trained untimed; every later task is one timed
+``strategy.train(experience)`` per strategy, the strategies taking turns in a
+rotating order, so each task gives one paired ratio to ``Naive``; the table shows
+the median over tasks (process CPU time, one thread by default).
+
+``HAT (subnormals kept)`` is HAT with the plugin's subnormal flush switched off:
+the regression row for the slowdown that flush removes (gates
+``sigmoid(s e)`` below float32's smallest normal number once ``s`` is large).
+
+Data: ``blobs`` (Gaussian blobs, realistic class structure, any input shape),
+``digits`` (scikit-learn's 8x8 digits, MLPs only), ``fmnist`` (Split
+Fashion-MNIST from the local Debian package, MLPs only; skipped when absent).
+
+    python benchmarks/epoch_ratio.py --models mlp_small,mlp_hat --data blobs,digits
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import time
+import warnings
+
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+
+warnings.filterwarnings("ignore")
+
+from avalanche.benchmarks import nc_benchmark  # noqa: E402
+from avalanche.training import Naive  # noqa: E402
+from avalanche.training.plugins import EvaluationPlugin  # noqa: E402
+
+from avalanche_adahat import HAT, AdaHAT, HATPlugin  # noqa: E402
+from avalanche_adahat import benchmarks as bm  # noqa: E402
+from avalanche_adahat import models as hat_models  # noqa: E402
+
+MODELS = {
+    "mlp_small": (lambda d: hat_models.HATMLP(d, (256, 100, 64), 2), "MLP d-256-100-64"),
+    "mlp_hat": (lambda d: hat_models.HATMLP(d, (2000, 2000), 2), "MLP d-2000-2000"),
+    "alexnet": (lambda d: hat_models.HATAlexNet(3, 32, 2), "HATAlexNet 3x32x32"),
+    "resnet18": (lambda d: hat_models.HATResNet18(in_channels=3, num_classes=2), "HATResNet18"),
+}
+IMAGE_MODELS = ("alexnet", "resnet18")
+STRATEGIES = ("Naive", "HAT", "AdaHAT", "HAT (subnormals kept)")
+
+
+class _KeepSubnormals(HATPlugin):
+    """HATPlugin without the subnormal flush (benchmark only)."""
+
+    def before_training_iteration(self, strategy, **kwargs):
+        super().before_training_iteration(strategy, **kwargs)
+        torch.set_flush_denormal(self._flush_was_on)
+
+
+def blobs(shape, n_tasks, per_task, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    dim = int(torch.tensor(shape).prod())
+    centers = torch.randn(2 * n_tasks, dim, generator=g)
+    y = torch.arange(2 * n_tasks).repeat_interleave(per_task // 2 + per_task // 8)
+    x = (centers[y] + 0.8 * torch.randn(len(y), dim, generator=g)).reshape(len(y), *shape)
+    train_idx = torch.cat([torch.nonzero(y == c).flatten()[: per_task // 2] for c in y.unique()])
+    test_idx = torch.cat([torch.nonzero(y == c).flatten()[per_task // 2 :] for c in y.unique()])
+
+    def ds(idx):
+        d = TensorDataset(x[idx], y[idx])
+        d.targets = y[idx]
+        return d
+
+    return nc_benchmark(
+        ds(train_idx), ds(test_idx), n_experiences=n_tasks, task_labels=True, shuffle=False,
+        fixed_class_order=list(range(2 * n_tasks)), class_ids_from_zero_in_each_exp=True,
+    )  # fmt: skip
+
+
+def make_benchmark(data: str, model: str, n_tasks: int, per_task: int):
+    if model in IMAGE_MODELS:
+        return blobs((3, 32, 32), n_tasks, per_task) if data == "blobs" else None
+    if data == "blobs":
+        return blobs((784,), n_tasks, per_task)
+    if data == "digits":
+        return bm.split_digits(5)
+    if data == "fmnist":
+        try:
+            return bm.split_fmnist(5, 0)
+        except FileNotFoundError:
+            return None
+    raise ValueError(data)
+
+
+def make_strategy(name, model, device):
+    kwargs = dict(
+        model=model,
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.01),
+        train_mb_size=64,
+        train_epochs=1,
+        device=device,
+        evaluator=EvaluationPlugin(loggers=[]),
+    )
+    if name == "Naive":
+        return Naive(criterion=nn.CrossEntropyLoss(), **kwargs)
+    if name == "HAT":
+        return HAT(**kwargs)
+    if name == "AdaHAT":
+        return AdaHAT(**kwargs)
+    return Naive(criterion=nn.CrossEntropyLoss(), plugins=[_KeepSubnormals()], **kwargs)
+
+
+def _clock(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        return time.perf_counter()
+    return time.process_time()
+
+
+def bench(model_name, data, tasks, per_task, device):
+    """One row: the median over tasks 2.. of each strategy's epoch time over Naive's."""
+    benchmark = make_benchmark(data, model_name, tasks, per_task)
+    if benchmark is None:
+        return None
+    stream = benchmark.train_stream
+    x0 = stream[0].dataset[0][0]
+    torch.manual_seed(0)
+    initial = MODELS[model_name][0](x0.numel())
+    strategies = {n: make_strategy(n, copy.deepcopy(initial), device) for n in STRATEGIES}
+    for s in strategies.values():
+        s.train(stream[0])
+    times = {n: [] for n in STRATEGIES}
+    for k, exp in enumerate(stream[1:]):
+        order = STRATEGIES[k % len(STRATEGIES) :] + STRATEGIES[: k % len(STRATEGIES)]
+        for n in order:
+            start = _clock(device)
+            strategies[n].train(exp)
+            times[n].append(_clock(device) - start)
+    ratios = {
+        n: statistics.median(t / b for t, b in zip(times[n], times["Naive"])) for n in STRATEGIES
+    }
+    return {
+        "model": model_name,
+        "data": data,
+        "samples_per_task": len(stream[1].dataset),
+        "timed_tasks": len(stream) - 1,
+        "naive_epoch_s": statistics.median(times["Naive"]),
+        "ratios": ratios,
+    }
+
+
+def epoch_table(models, data, tasks, per_task, device) -> tuple[str, list[dict]]:
+    """Markdown table and rows of :func:`bench` for every (model, data) that applies."""
+    clock = "wall time, CUDA synchronized" if device.type == "cuda" else "process CPU time"
+    lines = [
+        f"Epoch time x Naive ({clock}; median over tasks 2..N of paired ratios):",
+        "",
+        "| model | data | samples/task | timed tasks | Naive epoch (s) | "
+        + " | ".join(STRATEGIES)
+        + " |",
+        "| --- | --- | ---: | ---: | ---: |" + " ---: |" * len(STRATEGIES),
+    ]
+    rows = []
+    for model_name in models:
+        for name in data:
+            row = bench(model_name, name, tasks, per_task, device)
+            if row is None:
+                continue
+            rows.append(row)
+            cells = " | ".join(f"{row['ratios'][n]:.2f}x" for n in STRATEGIES)
+            lines.append(
+                f"| {model_name} | {name} | {row['samples_per_task']} | {row['timed_tasks']} | "
+                f"{row['naive_epoch_s']:.2f} | {cells} |"
+            )
+    return "\n".join(lines), rows
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", default="mlp_small,mlp_hat", help=f"among {', '.join(MODELS)}")
+    parser.add_argument("--data", default="blobs,digits", help="among blobs, digits, fmnist")
+    parser.add_argument("--tasks", type=int, default=5, help="tasks of the blobs stream")
+    parser.add_argument(
+        "--per-task", type=int, default=1280, help="training samples per blobs task"
+    )
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {args.threads} thread(s)")
+    table, _ = epoch_table(
+        args.models.split(","), args.data.split(","), args.tasks, args.per_task,
+        torch.device(args.device),
+    )  # fmt: skip
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
