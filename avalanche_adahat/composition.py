@@ -16,6 +16,8 @@ import torch
 
 __all__ = [
     "REFUSED_PLUGINS",
+    "REPLAYING",
+    "AsNewTask",
     "check_experience",
     "check_optimizer_holds",
     "check_strategy",
@@ -37,8 +39,22 @@ def _class_names(obj) -> set[str]:
     return {c.__name__ for c in type(obj).__mro__}
 
 
-def check_strategy(strategy, hat_plugin_type: type) -> None:
-    """One HAT plugin, no refused plugin, an optimizer whose ``step`` needs no closure."""
+#: Compositions that feed earlier experiences' samples into training minibatches: with
+#: ``task_ids="per_experience"`` those samples carry no task label of their own.
+REPLAYING = ("ReplayPlugin", "GEMPlugin", "AGEMPlugin", "GSS_greedyPlugin", "Cumulative")
+
+
+def check_strategy(strategy, hat_plugin_type: type, per_experience: bool = False) -> None:
+    """One HAT plugin, no refused plugin, an optimizer whose ``step`` needs no closure;
+    with ``per_experience``, nothing that replays earlier experiences."""
+    if per_experience:
+        for obj in (strategy, *strategy.plugins):
+            if _class_names(obj) & set(REPLAYING):
+                raise ValueError(
+                    f"{type(obj).__name__} replays earlier experiences' samples, which have no "
+                    "task label under task_ids='per_experience'; use it with a task-incremental "
+                    "stream (task_ids='given')"
+                )
     hats = [p for p in strategy.plugins if isinstance(p, hat_plugin_type)]
     if len(hats) > 1:
         names = ", ".join(type(p).__name__ for p in hats)
@@ -64,16 +80,36 @@ def check_strategy(strategy, hat_plugin_type: type) -> None:
         )
 
 
-def check_experience(experience, trained: list[int]) -> None:
+class AsNewTask:
+    """A training experience seen as a new task whose label is the experience's
+    index (``task_ids="per_experience"``, for streams without task labels)."""
+
+    def __init__(self, experience):
+        self._experience = experience
+
+    def __getattr__(self, name):
+        return getattr(self._experience, name)
+
+    @property
+    def task_labels(self) -> list[int]:
+        return [self._experience.current_experience]
+
+    @property
+    def task_label(self) -> int:
+        return self._experience.current_experience
+
+
+def check_experience(experience, trained: list[int], per_experience: bool = False) -> None:
     """The experience, and at the first one the whole stream, can be trained by HAT:
-    one task label per experience, never trained before, and some samples."""
+    one task label per experience, never trained before, and some samples
+    (``per_experience``: each experience's index is its task label)."""
     if not trained:
         stream = getattr(experience, "origin_stream", None)
         if stream is not None and hasattr(stream, "__len__"):
             seen: dict[int, int] = {}
             for exp in stream:
-                _check_one(exp, list(seen), seen)
-    _check_one(experience, trained, {})
+                _check_one(AsNewTask(exp) if per_experience else exp, list(seen), seen)
+    _check_one(AsNewTask(experience) if per_experience else experience, trained, {})
 
 
 def _check_one(experience, trained: list[int], seen: dict[int, int]) -> None:
@@ -91,9 +127,10 @@ def _check_one(experience, trained: list[int], seen: dict[int, int]) -> None:
         raise ValueError(
             f"experience {index} of the training stream has task label {label}, as experience "
             f"{seen[label]} has: HAT learns one mask per task and needs a new task label for "
-            "each training experience, so a stream without task labels (class-incremental) "
-            "cannot be trained; use a task-incremental benchmark (task_labels=True / "
-            "return_task_id=True)"
+            "each training experience: use a task-incremental benchmark (task_labels=True / "
+            "return_task_id=True), or, for a stream without task labels (class-incremental), "
+            "task_ids='per_experience' (each experience a new task, its task predicted at "
+            "evaluation)"
         )
     if label in trained:
         raise ValueError(

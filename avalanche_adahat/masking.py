@@ -154,6 +154,9 @@ class HATModule(MultiTaskModule):
         self.hat_scale: float | None = None
         self.task_embedding_init_mode: str = "N01"
         self._hat_masks: list[HATMask] | None = None
+        # Task-agnostic evaluation (avalanche_adahat.task_inference): (rule, calibrated).
+        self._task_inference: tuple[str, bool] | None = None
+        self.last_inferred_tasks: Tensor | None = None
         # (task label, s, embeddings, gates) of the last training forward pass with
         # soft gates, for the sparsity regulariser (see take_training_gates).
         self._training_gates: tuple[int, float, Tensor, Tensor] | None = None
@@ -192,6 +195,53 @@ class HATModule(MultiTaskModule):
             if isinstance(m, MultiHeadClassifier) and key in m.classifiers
             for p in m.classifiers[key].parameters()
         ]
+
+    def set_task_inference(self, rule: str | None, calibrated: bool = False) -> None:
+        """In eval mode, predict each sample's task with ``rule`` (one of
+        :data:`avalanche_adahat.task_inference.RULES`) instead of reading task labels,
+        and return logits over all classes seen; ``None``: read the task labels."""
+        from .task_inference import RULES
+
+        if rule is not None and rule not in RULES:
+            raise ValueError(f"task_inference must be one of {RULES} or None, got {rule!r}")
+        self._task_inference = None if rule is None else (rule, calibrated)
+        self.last_inferred_tasks = None
+
+    def forward(self, x: Tensor, task_labels) -> Tensor:
+        if self._task_inference is None or self.training:
+            return super().forward(x, task_labels)
+        from .task_inference import RULES, infer
+
+        rule, calibrated = self._task_inference
+        calibration = None
+        if calibrated:
+            index = RULES.index(rule)
+            calibration = torch.stack(
+                [self.task_score_stats(t)[index] for t in self.trained_tasks()]
+            )
+        logits, self.last_inferred_tasks = infer(self, x, rule, calibration)
+        return logits
+
+    def task_score_stats(self, task_label: int) -> Tensor:
+        """``(rules, 2)``: mean and standard deviation of each task-inference score on
+        the task's training data (see :meth:`store_task_score_stats`)."""
+        name = f"score_stats_T{task_label}"
+        if not hasattr(self, name):
+            raise ValueError(
+                f"task {task_label} has no task-inference calibration (train it with "
+                "calibrate_task_inference=True)"
+            )
+        return getattr(self, name)
+
+    def store_task_score_stats(self, task_label: int, stats: Tensor) -> None:
+        self.register_buffer(f"score_stats_T{task_label}", stats.detach().clone())
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        for key, value in state_dict.items():
+            name = key[len(prefix) :] if key.startswith(prefix) else ""
+            if name.startswith("score_stats_T") and "." not in name and not hasattr(self, name):
+                self.register_buffer(name, torch.zeros_like(value))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def hat_masks(self) -> list[HATMask]:
         """The masks in forward order (found once: the architecture does not change)."""

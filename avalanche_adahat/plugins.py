@@ -24,6 +24,7 @@ from avalanche.core import SupervisedPlugin
 from torch import Tensor
 
 from . import functional as F
+from . import task_inference as TI
 from .checks import (
     check_bool,
     check_non_negative,
@@ -33,6 +34,7 @@ from .checks import (
     check_unit_interval,
 )
 from .composition import (
+    AsNewTask,
     check_experience,
     check_optimizer_holds,
     check_strategy,
@@ -48,6 +50,9 @@ __all__ = [
 ]
 
 PROTECT_MODES = ("gradient", "update")
+#: ``given``: the experiences' task labels; ``per_experience``: each training
+#: experience is a new task labelled by its index (streams without task labels).
+TASK_ID_MODES = ("given", "per_experience")
 
 #: Optimizers that divide each gradient by a running scale of its own.
 ADAPTIVE_OPTIMIZERS = (
@@ -213,9 +218,22 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
         protect: str = "gradient",
         sparsity_guard_units: int = 10,
         check_finite: bool = True,
+        task_ids: str = "given",
+        task_inference: str | None = None,
+        calibrate_task_inference: bool = False,
     ):
         super().__init__()
         check_one_of("adjustment_mode", adjustment_mode, self.allowed_modes)
+        check_one_of("task_ids", task_ids, TASK_ID_MODES)
+        check_one_of("task_inference", task_inference, (None, *TI.RULES))
+        check_bool("calibrate_task_inference", calibrate_task_inference)
+        if task_ids == "per_experience" and task_inference is None:
+            task_inference = TI.DEFAULT_RULE
+        if calibrate_task_inference and task_inference is None:
+            raise ValueError(
+                "calibrate_task_inference=True needs task_inference (one of "
+                f"{TI.RULES}) or task_ids='per_experience'"
+            )
         check_positive("s_max", s_max)
         check_positive("clamp_threshold", clamp_threshold)
         check_non_negative("mask_sparsity_reg_factor", mask_sparsity_reg_factor)
@@ -247,6 +265,9 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
         self.protect = protect
         self.sparsity_guard_units = sparsity_guard_units
         self.check_finite = check_finite
+        self.task_ids = task_ids
+        self.task_inference = task_inference
+        self.calibrate_task_inference = calibrate_task_inference
         self._warned = False
         self._warned_untrained: set[int] = set()
         self._reset_task_state()
@@ -288,14 +309,25 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
     # ------------------------------------------------------------------ hooks
     def before_training(self, strategy, **kwargs):
         model = _hat_model(strategy.model)
-        check_strategy(strategy, HATPlugin)
+        check_strategy(strategy, HATPlugin, self.per_experience)
         model.s_max = self.s_max
         model.task_embedding_init_mode = self.task_embedding_init_mode
         self._warn_about_optimizer(strategy.optimizer)
 
+    @property
+    def per_experience(self) -> bool:
+        return self.task_ids == "per_experience"
+
     def before_train_dataset_adaptation(self, strategy, **kwargs):
         # The first hook of an experience: nothing was adapted or trained yet.
-        check_experience(strategy.experience, _hat_model(strategy.model).trained_tasks())
+        trained = _hat_model(strategy.model).trained_tasks()
+        check_experience(strategy.experience, trained, self.per_experience)
+        if self.per_experience and not isinstance(strategy.experience, AsNewTask):
+            strategy.experience = AsNewTask(strategy.experience)
+
+    def before_forward(self, strategy, **kwargs):
+        if self.per_experience:  # the batch belongs to the task being trained
+            strategy.mbatch[-1] = torch.full_like(strategy.mbatch[-1], self.task_label)
 
     def before_training_exp(self, strategy, **kwargs):
         model = _hat_model(strategy.model)
@@ -442,7 +474,18 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
                 for e in self._embeddings:
                     e.clamp_(-self.embedding_clamp, self.embedding_clamp)
 
+    def before_eval(self, strategy, **kwargs):
+        if self.task_inference is not None:
+            model = _hat_model(strategy.model)
+            model.set_task_inference(self.task_inference, self.calibrate_task_inference)
+
+    def after_eval(self, strategy, **kwargs):
+        if self.task_inference is not None:
+            _hat_model(strategy.model).set_task_inference(None)
+
     def before_eval_exp(self, strategy, **kwargs):
+        if self.task_inference is not None:
+            return  # the task is predicted, not read
         model = _hat_model(strategy.model)
         warn_untrained_tasks(strategy.experience, model, self.task_label, self._warned_untrained)
 
@@ -450,6 +493,9 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
         model = _hat_model(strategy.model)
         self.layer_sparsity = self.layer_sparsity  # detached: nothing of the graph is kept
         model.store_task_masks(self.task_label)
+        if self.calibrate_task_inference:
+            stats = TI.score_statistics(model, strategy.experience.dataset, self.task_label)
+            model.store_task_score_stats(self.task_label, stats)
         model.hat_scale = None
         self._rate_plan = None  # the masks changed: rates are laid out anew if asked for
         self._snapshots, self._private_snapshots = [], []

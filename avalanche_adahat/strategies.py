@@ -48,6 +48,9 @@ class HAT(SupervisedTemplate):
         protect: str = "gradient",
         sparsity_guard_units: int = 10,
         check_finite: bool = True,
+        task_ids: str = "given",
+        task_inference: str | None = None,
+        calibrate_task_inference: bool = False,
         train_mb_size: int = 64,
         train_epochs: int = 1,
         eval_mb_size: int | None = None,
@@ -70,6 +73,9 @@ class HAT(SupervisedTemplate):
             protect=protect,
             sparsity_guard_units=sparsity_guard_units,
             check_finite=check_finite,
+            task_ids=task_ids,
+            task_inference=task_inference,
+            calibrate_task_inference=calibrate_task_inference,
         )
         _init_template(
             self, hat_plugin, model, optimizer, criterion, train_mb_size, train_epochs,
@@ -104,6 +110,9 @@ class AdaHAT(SupervisedTemplate):
         protect: str = "gradient",
         sparsity_guard_units: int = 10,
         check_finite: bool = True,
+        task_ids: str = "given",
+        task_inference: str | None = None,
+        calibrate_task_inference: bool = False,
         train_mb_size: int = 64,
         train_epochs: int = 1,
         eval_mb_size: int | None = None,
@@ -127,6 +136,9 @@ class AdaHAT(SupervisedTemplate):
             protect=protect,
             sparsity_guard_units=sparsity_guard_units,
             check_finite=check_finite,
+            task_ids=task_ids,
+            task_inference=task_inference,
+            calibrate_task_inference=calibrate_task_inference,
         )
         _init_template(
             self, hat_plugin, model, optimizer, criterion, train_mb_size, train_epochs,

@@ -1,0 +1,135 @@
+"""Task-agnostic inference: HAT and AdaHAT on class-incremental streams.
+
+Class-incremental accuracy factors into within-task prediction, which HAT's
+stored masks keep exact, and task-id prediction (Kim et al., NeurIPS 2022). At
+evaluation every test sample is run through every trained task's stored mask and
+head (one batched forward per task, not per sample); each task gets a confidence
+score from its head's logits over its own classes; the most confident task is
+picked and its logits are returned over all classes seen (the other classes at
+:data:`MASKED_LOGIT`), so Avalanche's accuracy, forgetting and confusion metrics
+work unchanged.
+
+Rules (:data:`RULES`), each a function of one task's logits ``z`` over its classes:
+
+- ``"msp"``: maximum softmax probability ``max softmax(z)`` (Hendrycks & Gimpel, 2017);
+- ``"entropy"``: negative entropy ``-H(softmax(z))`` (SupSup's criterion, Wortsman
+  et al., 2020, evaluated per task instead of through a mask superposition);
+- ``"energy"``: ``logsumexp(z)``, the negative free energy (Liu et al., 2020).
+
+With ``calibrated=True`` each task's score is shifted by the mean of that score
+on the task's own training data, measured once when the task finishes (no test
+data and no stored samples are used), so that a task whose head is confident on
+everything does not win every sample. (Dividing by the standard deviation as
+well was tried and did worse: heads are near-saturated on their training data.)
+"""
+
+from __future__ import annotations
+
+import torch
+from avalanche.models import MultiHeadClassifier
+from torch import Tensor
+
+__all__ = [
+    "DEFAULT_RULE",
+    "MASKED_LOGIT",
+    "RULES",
+    "infer",
+    "score_statistics",
+    "task_classes",
+    "task_logits",
+    "task_scores",
+]
+
+RULES = ("msp", "entropy", "energy")
+#: The rule used when ``task_ids="per_experience"`` names none.
+DEFAULT_RULE = "energy"
+
+#: Logit of the classes outside the chosen task (finite, so a loss metric stays finite).
+MASKED_LOGIT = -1e4
+
+
+def task_scores(logits: Tensor, active: Tensor, rule: str) -> Tensor:
+    """Confidence of each task for each sample: ``logits`` ``(T, B, C)``, ``active``
+    ``(T, C)`` booleans (the classes of each task); returns ``(T, B)``."""
+    z = logits.masked_fill(~active[:, None, :], float("-inf"))
+    if rule == "energy":
+        return torch.logsumexp(z, dim=-1)
+    log_p = torch.log_softmax(z, dim=-1)
+    if rule == "msp":
+        return log_p.max(dim=-1).values.exp()
+    if rule == "entropy":
+        p = log_p.exp()
+        return (p * log_p.masked_fill(~active[:, None, :], 0.0)).sum(dim=-1)
+    raise ValueError(f"task inference rule must be one of {RULES}, got {rule!r}")
+
+
+def _multi_head(model) -> MultiHeadClassifier:
+    heads = [m for m in model.modules() if isinstance(m, MultiHeadClassifier)]
+    if len(heads) != 1:
+        raise ValueError(
+            "task inference needs a backbone with one MultiHeadClassifier (multi_head=True), "
+            f"found {len(heads)}"
+        )
+    return heads[0]
+
+
+def task_classes(model, tasks: list[int], width: int) -> Tensor:
+    """``(T, width)`` booleans: the classes each task's head was trained on."""
+    head = _multi_head(model)
+    rows = []
+    for t in tasks:
+        units = getattr(head, f"active_units_T{t}").to(torch.bool)
+        row = torch.zeros(width, dtype=torch.bool, device=units.device)
+        row[: units.numel()] = units[:width]
+        rows.append(row)
+    return torch.stack(rows)
+
+
+def task_logits(model, x: Tensor, tasks: list[int], width: int) -> Tensor:
+    """Every task's logits on ``x`` through its stored mask and head, ``(T, B, width)``."""
+    outs = []
+    for t in tasks:
+        out = model.forward_single_task(x, t)
+        outs.append(torch.nn.functional.pad(out, (0, width - out.shape[1]), value=MASKED_LOGIT))
+    return torch.stack(outs)
+
+
+def infer(model, x: Tensor, rule: str, calibration: Tensor | None = None):
+    """``(logits over all classes (B, C), predicted task label per sample (B,))``.
+
+    ``calibration``: ``(T, 2)`` mean and standard deviation of each task's score
+    on its training data (the mean is subtracted), or ``None``.
+    """
+    tasks = model.trained_tasks()
+    if not tasks:
+        raise ValueError("task inference needs at least one trained task")
+    width = model.max_class_label
+    logits = task_logits(model, x, tasks, width)
+    active = task_classes(model, tasks, width)
+    scores = task_scores(logits, active, rule)
+    if calibration is not None:
+        scores = scores - calibration[:, :1]
+    choice = scores.argmax(dim=0)
+    chosen = logits.gather(0, choice.view(1, -1, 1).expand(1, -1, width))[0]
+    chosen = chosen.masked_fill(~active[choice], MASKED_LOGIT)
+    labels = torch.tensor(tasks, device=choice.device)[choice]
+    return chosen, labels
+
+
+@torch.no_grad()
+def score_statistics(model, dataset, task_label: int, batch_size: int = 256) -> Tensor:
+    """``(rules, 2)``: mean and standard deviation of every rule's score of task
+    ``task_label`` on its own training ``dataset`` (eval mode, its stored mask)."""
+    was_training = model.training
+    model.eval()
+    width = model.max_class_label
+    active = task_classes(model, [task_label], width)
+    device = active.device
+    scores = []
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size)
+    for batch in loader:
+        logits = task_logits(model, batch[0].to(device), [task_label], width)
+        scores.append(torch.stack([task_scores(logits, active, r)[0] for r in RULES], dim=1))
+    model.train(was_training)
+    scores = torch.cat(scores)
+    return torch.stack([scores.mean(dim=0), scores.std(dim=0)], dim=1)
