@@ -23,23 +23,29 @@ from .masking import HATModule
 from .metrics import capacity_curve, layer_names
 
 __all__ = [
+    "accuracy_bars_figure",
+    "accuracy_heatmap_figure",
     "accuracy_matrix_figure",
     "capacity_figure",
     "mask_map_figure",
     "mask_matrix",
+    "plot_accuracy_bars",
+    "plot_accuracy_heatmap",
     "plot_accuracy_matrix",
     "plot_capacity",
     "plot_mask_map",
+    "plot_task_capacity",
+    "task_capacity_figure",
 ]
 
 Size = tuple[float, float]
 
 
-def _save(fig: Figure, path: str | Path) -> Path:
+def _save(fig: Figure, path: str | Path, dpi: float | None = None) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # No bbox_inches="tight": the PNG keeps the figsize * dpi pixel size.
-    fig.savefig(path, format="png", dpi=fig.dpi)
+    fig.savefig(path, format="png", dpi=dpi or fig.dpi)
     return path
 
 
@@ -331,3 +337,107 @@ def plot_accuracy_matrix(
         matrix, labels=labels, title=title, fmt=fmt, figsize=figsize, dpi=dpi
     )
     return _save(fig, path)
+
+
+# ---------------------------------------------------------------- compare's figures
+# Laid out at Matplotlib's default dpi and written at ``dpi`` (120), as ``compare``
+# always drew them: the PNG is ``figsize * dpi`` pixels, the figure size grows with
+# the number of bars or tasks.
+def accuracy_bars_figure(
+    means: Mapping[str, float],
+    stds: Mapping[str, float | None] | None = None,
+    *,
+    title: str = "",
+    ylabel: str = "average accuracy (last row)",
+) -> Figure:
+    """One bar per run (e.g. strategy) with its spread; see :func:`plot_accuracy_bars`."""
+    names = list(means)
+    errors = [(stds or {}).get(k) or 0.0 for k in names]
+    fig = Figure(figsize=(max(4.0, 0.8 * len(names) + 1.5), 3.5))
+    ax = fig.add_subplot()
+    ax.bar(names, [means[k] for k in names], yerr=errors, capsize=4, color="tab:blue")
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, 1)
+    ax.set_title(title)
+    ax.tick_params(axis="x", rotation=45)
+    fig.tight_layout()
+    return fig
+
+
+def plot_accuracy_bars(
+    means: Mapping[str, float],
+    path: str | Path,
+    stds: Mapping[str, float | None] | None = None,
+    *,
+    title: str = "",
+    dpi: int = 120,
+) -> Path:
+    """Write a bar per run, ``means[name]`` high with error bar ``stds[name]``, as a PNG.
+
+    The width grows with the number of bars (0.8 inch each); ``None`` spreads
+    are drawn as none. Returns ``Path(path)``.
+    """
+    return _save(accuracy_bars_figure(means, stds, title=title), path, dpi)
+
+
+def task_capacity_figure(
+    curves: Mapping[str, Sequence[float]],
+    *,
+    xlabel: str = "task (capacity at its first training step)",
+) -> Figure:
+    """One marked point per task and curve; see :func:`plot_task_capacity`."""
+    fig = Figure(figsize=(6, 3.5))
+    ax = fig.add_subplot()
+    for name, curve in curves.items():
+        ax.plot(range(1, len(curve) + 1), curve, marker="o", markersize=3, label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("network capacity")
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_task_capacity(
+    curves: Mapping[str, Sequence[float]], path: str | Path, *, dpi: int = 120
+) -> Path:
+    """Write network capacity per task (x = 1, 2, ...), a curve per label, as a PNG.
+
+    For values recorded once per task (``compare``'s ``capacity_start``); for
+    a curve over training iterations see :func:`plot_capacity`.
+    Returns ``Path(path)``.
+    """
+    return _save(task_capacity_figure(curves), path, dpi)
+
+
+def accuracy_heatmap_figure(
+    matrix: Sequence[Sequence[float | None]], *, title: str = "accuracy matrix"
+) -> Figure:
+    """The accuracy matrix of many tasks, unannotated; see :func:`plot_accuracy_heatmap`."""
+    n = len(matrix)
+    data = [[math.nan if v is None else v for v in row] for row in matrix]
+    fig = Figure(figsize=(min(12, 1 + 0.5 * n), min(10, 0.8 + 0.45 * n)))
+    ax = fig.add_subplot()
+    image = ax.imshow(data, vmin=0, vmax=1, cmap="viridis")
+    ax.set_xlabel("test task")
+    ax.set_ylabel("after training task")
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax)
+    fig.tight_layout()
+    return fig
+
+
+def plot_accuracy_heatmap(
+    matrix: Sequence[Sequence[float | None]],
+    path: str | Path,
+    *,
+    title: str = "accuracy matrix",
+    dpi: int = 120,
+) -> Path:
+    """Write the accuracy matrix as a heatmap PNG without cell annotations.
+
+    For more tasks than :func:`plot_accuracy_matrix` can label (its text would
+    overlap): the figure grows with the number of tasks up to 12 x 10 inches;
+    ``None`` and ``nan`` cells are left blank. Returns ``Path(path)``.
+    """
+    return _save(accuracy_heatmap_figure(matrix, title=title), path, dpi)

@@ -324,3 +324,191 @@ def test_packnet_runs_with_the_compare_plugins(tmp_path):
     loading = run["per_seed"]["0"]["data_loading"]
     assert loading["tensor"] > 0 and loading["avalanche"] == 0
     assert _in_unit(run["avg_acc"]) and run["forgetting"] == pytest.approx(0.0, abs=1e-9)
+
+
+# --------------------------------------------------------------------------- package modules
+def test_registry_specs_build_their_strategies():
+    """Each spec names a class that exists; HAT-family membership is the spec's own field."""
+    from avalanche_adahat import AdaHAT
+    from avalanche_adahat.compare import registry
+
+    for name, spec in registry.STRATEGIES.items():
+        cls = spec.strategy_class()
+        assert set(spec.defaults) <= spec.allowed_params(), name
+        assert spec.hat_family == isinstance(spec, registry.HATSpec), name
+        if spec.hat_family:
+            assert spec.mode == name and issubclass(cls, AdaHAT) == name.startswith("adahat")
+    uses_alpha = [n for n, s in registry.STRATEGIES.items() if getattr(s, "uses_alpha", False)]
+    assert uses_alpha == ["hat_const_alpha"]
+    config = {"model": "mlp", "model_params": {"hidden_sizes": [8]}, "epochs": 2}
+    packnet = registry.STRATEGIES["packnet"]
+    model = packnet.build_model(config, (1, 8, 8), 3)
+    assert type(model).__name__ == "PackNetModel"
+    assert [m.out_features for m in model.modules() if isinstance(m, torch.nn.Linear)] == [8, 3]
+    with pytest.raises(registry.CompareError, match="post_prune_epochs"):
+        packnet.check({**config, "epochs": 1}, packnet.defaults)
+
+
+@pytest.mark.parametrize(
+    "name, shape, params, kind",
+    [
+        ("mlp", (1, 8, 8), {"hidden_sizes": [16]}, "HATMLP"),
+        ("alexnet", (1, 28, 28), {"channels": [4, 4, 4], "fc_sizes": [8]}, "HATAlexNet"),
+        ("alexnet", (3, 32, 32), {}, "HATAlexNet"),
+        ("resnet18", (1, 16, 16), {"width": 4}, "HATResNet18"),
+    ],
+)
+def test_registry_models_from_input_shape(name, shape, params, kind):
+    from avalanche_adahat.compare import MODELS
+
+    model = MODELS[name](shape, 3, params)
+    assert type(model).__name__ == kind
+    first = next(m for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)))
+    assert (first.in_channels if isinstance(first, torch.nn.Conv2d) else first.in_features) == (
+        shape[0] if name != "mlp" else 64
+    )
+
+
+def _args(*argv):
+    from avalanche_adahat.compare import build_parser
+
+    return build_parser().parse_args(list(argv))
+
+
+def test_config_layers_and_values(tmp_path):
+    from avalanche_adahat.compare import DEFAULTS, CompareError, build_config, strategy_params
+    from avalanche_adahat.compare.config import progress_mode
+
+    config = build_config(_args())
+    assert config == DEFAULTS
+    file = tmp_path / "results.json"  # a results.json is a config file: its "config" section
+    file.write_text(json.dumps({"config": {"seeds": [3, 4], "params": {"ewc": {"mode": "online"}},
+                                           "command": "x", "strategies": "hat,ewc"}}))  # fmt: skip
+    config = build_config(
+        _args("--config", str(file), "--seeds", "5", "--set", "ewc.ewc_lambda=1e3",
+              "--set", "hat.alpha=none", "--set", "model.hidden_sizes=[8,8]",
+              "--set", "ewc.decay_factor=true", "--progress", "none")
+    )  # fmt: skip
+    assert config["seeds"] == [5] and config["strategies"] == ["hat", "ewc"]
+    assert config["params"] == {
+        "ewc": {"mode": "online", "ewc_lambda": 1000.0, "decay_factor": True},
+        "hat": {"alpha": None},
+    }
+    assert config["model_params"] == {"hidden_sizes": [8, 8]}
+    assert strategy_params(config, "ewc") == {"ewc_lambda": 1000.0, "mode": "online",
+                                              "decay_factor": True}  # fmt: skip
+    assert progress_mode(config) == "none" and progress_mode({"progress": "auto"}) == "lines"
+    bad = tmp_path / "bad.toml"
+    bad.write_text("epochs = [")
+    with pytest.raises(CompareError, match="cannot parse config file"):
+        build_config(_args("--config", str(bad)))
+    bad.write_text("epoch = 2\n")
+    with pytest.raises(CompareError, match="unknown key.s. epoch in"):
+        build_config(_args("--config", str(bad)))
+    with pytest.raises(CompareError, match="--set expects NAME.KEY=VALUE"):
+        build_config(_args("--set", "ewc_lambda=3"))
+    with pytest.raises(CompareError, match="--threads must be a positive integer"):
+        build_config(_args("--threads", "0"))
+
+
+def test_run_pieces(digits_benchmark):
+    from avalanche.core import SupervisedPlugin
+
+    from avalanche_adahat.compare import CapacityRecorder
+    from avalanche_adahat.compare.run import _accuracy_row, _subsample
+
+    recorder = CapacityRecorder()
+    assert isinstance(recorder, SupervisedPlugin) and recorder.start == recorder.end == []
+    small = _subsample(digits_benchmark, 30, 7, seed=0)
+    assert [len(e.dataset) for e in small.train_stream] == [30] * 5
+    assert [len(e.dataset) for e in small.test_stream] == [7] * 5
+    for name, stream in (("train", small.train_stream), ("test", small.test_stream)):
+        for exp, source in zip(stream, small.tensor_sources[name]):
+            data = exp.dataset.train() if name == "train" else exp.dataset.eval()
+            x, y = _all_items(data)
+            sx, sy = source.get(torch.arange(len(source)))
+            assert torch.equal(sx, x) and sy.tolist() == y
+    again = _subsample(digits_benchmark, 30, 7, seed=0)
+    assert torch.equal(again.tensor_sources["train"][2].x, small.tensor_sources["train"][2].x)
+    key = "Top1_Acc_Exp/eval_phase/test_stream/Task00{0}/Exp00{0}"
+    metrics = {key.format(0): 0.5, key.format(1): 0.25, "Loss_Stream/eval_phase/test_stream": 1.0}
+    assert _accuracy_row(metrics, 1, 3) == [0.5, 0.25, None]
+    with pytest.raises(KeyError, match="test experience 2"):
+        _accuracy_row(metrics, 2, 3)
+
+
+def test_results_summary_over_seeds():
+    from avalanche_adahat.compare import summarize
+
+    def run(seed, acc, capacity):
+        m = [[acc, None], [acc - 0.1, acc]]
+        curve = [1.0, capacity] if capacity is not None else None
+        return {"seed": seed, **matrix_metrics(m), "acc_matrix": m, "capacity": capacity,
+                "capacity_start": curve, "capacity_end": curve, "train_seconds": 1.0}  # fmt: skip
+
+    s = summarize({0: run(0, 0.8, 0.5), 1: run(1, 0.6, 0.3)})
+    assert s["avg_acc"] == pytest.approx(0.65) and s["avg_acc_std"] == pytest.approx(0.02**0.5)
+    assert s["bwt"] == pytest.approx(-0.1) and s["train_seconds_std"] == 0.0
+    assert s["acc_matrix"][0][1] is None and s["acc_matrix"][1][0] == pytest.approx(0.6)
+    assert s["capacity_start"] == pytest.approx([1.0, 0.4]) and list(s["per_seed"]) == ["0", "1"]
+    baseline = summarize({0: run(0, 0.8, None)})
+    assert baseline["capacity"] is None and baseline["capacity_std"] is None
+    assert baseline["capacity_start"] is None and baseline["avg_acc_std"] == 0.0
+
+
+def _synthetic_results(n_tasks: int, names=("hat", "naive")) -> dict:
+    from avalanche_adahat.compare import DEFAULTS, summarize
+
+    runs = {}
+    for k, name in enumerate(names):
+        m = [[0.5 + 0.01 * j if j <= i else None for j in range(n_tasks)] for i in range(n_tasks)]
+        curve = [1.0 - t / n_tasks for t in range(n_tasks)] if k == 0 else None
+        run = {"seed": 0, **matrix_metrics(m), "acc_matrix": m, "train_seconds": 2.0,
+               "capacity": curve[-1] if curve else None, "capacity_start": curve,
+               "capacity_end": curve, "data_loading": {"tensor": 3, "avalanche": k}}  # fmt: skip
+        runs[name] = summarize({0: run})
+    config = {**DEFAULTS, "strategies": list(names), "command": "avalanche-adahat compare x"}
+    return {"config": config, "versions": {"torch": "t"}, "wall_seconds": 3.0, "strategies": runs}
+
+
+def test_report_outputs_of_many_tasks(tmp_path):
+    """Past 12 tasks the accuracy matrix is an unannotated heatmap that grows with the tasks."""
+    import matplotlib.image as mpimg
+
+    from avalanche_adahat.compare import results_markdown, write_outputs
+
+    results = _synthetic_results(15)
+    write_outputs(results, tmp_path)
+    assert json.loads((tmp_path / "results.json").read_text()) == results
+    rows = list(csv.DictReader(open(tmp_path / "results.csv")))
+    assert [(r["strategy"], r["seed"]) for r in rows][:3] == [("hat", "0"), ("hat", "mean"),
+                                                               ("hat", "std")]  # fmt: skip
+    assert rows[0]["capacity"] == "0.0666667" and rows[3]["capacity"] == ""
+    md = results_markdown(results)
+    assert md == (tmp_path / "results.md").read_text()
+    assert "## split_digits, 15 tasks" in md and "| task 10 |" in md and "task 11" not in md
+    assert "by Avalanche's own loaders (naive)" in md
+    for png, size in [("acc_matrix_hat.png", (906, 1020)), ("accuracy.png", (420, 480)),
+                      ("capacity.png", (420, 720))]:  # fmt: skip
+        assert mpimg.imread(tmp_path / png).shape[:2] == size
+
+
+def test_report_command(tmp_path, capsys):
+    from avalanche_adahat.compare import write_outputs
+
+    run = tmp_path / "runs" / "one"
+    run.mkdir(parents=True)
+    write_outputs(_synthetic_results(3), run)
+    (run / "NOTES.md").write_text("A note.\n")
+    (tmp_path / "pre.md").write_text("# Results\n")
+    out = tmp_path / "docs" / "RESULTS.md"
+    argv = ["report", str(run), "-o", str(out), "--preamble", str(tmp_path / "pre.md")]
+    assert main(argv) == 0
+    text = out.read_text()
+    assert text.startswith("# Results\n\n## split_digits, 3 tasks")
+    assert "![accuracy.png](../runs/one/accuracy.png)" in text and text.endswith("A note.\n")
+    assert "acc_matrix_hat.png, acc_matrix_naive.png, accuracy.png, capacity.png" in text
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / "none"), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "has no results.json" in err and len(err.strip().splitlines()) == 1

@@ -17,9 +17,12 @@ from avalanche_adahat.metrics import accuracy_matrix, capacity_curve, hat_metric
 from avalanche_adahat.models import HATMLP
 from avalanche_adahat.plots import (
     mask_matrix,
+    plot_accuracy_bars,
+    plot_accuracy_heatmap,
     plot_accuracy_matrix,
     plot_capacity,
     plot_mask_map,
+    plot_task_capacity,
 )
 
 N_TASKS = 3
@@ -123,6 +126,20 @@ def test_plot_accuracy_matrix(stored_run, tmp_path):
     # Cells not evaluated (None / nan) are left blank.
     triangle = [[0.9, None], [0.8, 0.95]]
     _check_png(plot_accuracy_matrix(triangle, tmp_path / "tri.png", figsize=(3, 3)), 300, 300)
+
+
+def test_compare_figures(stored_run, tmp_path):
+    """compare's pictures: bars per strategy, capacity per task, the heatmap of many tasks."""
+    bars = plot_accuracy_bars({"hat": 0.7, "naive": 0.5}, tmp_path / "a.png", {"hat": 0.1})
+    _check_png(bars, 480, 420)  # 4 x 3.5 inches at 120 dpi, wider with more bars
+    many = {f"s{k}": 0.5 for k in range(8)}
+    _check_png(plot_accuracy_bars(many, tmp_path / "b.png", dpi=50), 395, 175)
+    curves = {"hat": [1.0, 0.6, 0.4], "adahat": [1.0, 0.5]}
+    _check_png(plot_task_capacity(curves, tmp_path / "c.png"), 720, 420)
+    matrix = stored_run["accuracy"]
+    _check_png(plot_accuracy_heatmap(matrix, tmp_path / "h.png", dpi=100), 250, 215)
+    big = [[0.5 if j <= i else None for j in range(30)] for i in range(30)]
+    _check_png(plot_accuracy_heatmap(big, tmp_path / "big.png"), 1440, 1200)
 
 
 def test_tensorboard_example_logs_metrics_and_images(tmp_path, capsys):

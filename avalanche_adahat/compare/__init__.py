@@ -1,0 +1,75 @@
+"""``avalanche-adahat compare``: HAT and AdaHAT against Avalanche's baselines.
+
+One command trains every chosen strategy on one task-incremental benchmark for
+every seed, evaluates every seen test experience after each training
+experience, and writes ``results.json``, ``results.csv``, ``results.md`` and
+PNG plots to ``--output``.
+
+- Benchmarks, models and strategies live in registries (:data:`BENCHMARKS`,
+  :data:`MODELS`, :data:`STRATEGIES`); :func:`register_model` adds a backbone.
+- The accuracy matrix ``A[i][j]`` is the accuracy on test experience ``j``
+  after training experience ``i``, for ``j <= i``. A task-incremental model has
+  no head for a task it has not trained, so ``A[i][j]`` for ``j > i`` is
+  ``null``. ``avg_acc`` is the mean of the last row, ``bwt`` the mean over
+  ``j < N-1`` of ``A[N-1][j] - A[j][j]``, ``forgetting`` the mean over
+  ``j < N-1`` of ``max_{i < N-1} A[i][j] - A[N-1][j]``.
+- Network capacity (AdaHAT Sec. 4.1, HAT family only) is recorded per task at
+  the first training step of the task (``capacity_start``: the paper's curve)
+  and at its last step (``capacity_end``); ``capacity`` is the last task's end value.
+
+The modules, one concern each:
+
+- :mod:`.registry`: benchmarks, models and strategies (each spec builds its own);
+- :mod:`.config`: defaults, ``--config`` files (JSON or TOML), validation;
+- :mod:`.run`: one strategy and seed (capacity recording, seeding, subsampling), all of them;
+- :mod:`.results`: matrix metrics, the summary over seeds, merging runs;
+- :mod:`.report`: results.json/csv/md, plots (drawn by :mod:`avalanche_adahat.plots`), reports;
+- :mod:`.cli`: the ``compare``, ``merge`` and ``report`` command lines.
+"""
+
+from .cli import build_parser, main, merge_main, report_main
+from .config import DEFAULTS, build_config, strategy_params
+from .errors import CompareError
+from .registry import (
+    BENCHMARKS,
+    MODELS,
+    STRATEGIES,
+    BenchmarkSpec,
+    HATSpec,
+    PackNetSpec,
+    StrategySpec,
+    register_model,
+)
+from .report import results_markdown, write_outputs, write_report
+from .results import MERGE_KEYS, matrix_metrics, merge_results, summarize
+from .run import CapacityRecorder, run_compare, run_one, versions
+
+__all__ = [
+    "BENCHMARKS",
+    "DEFAULTS",
+    "MERGE_KEYS",
+    "MODELS",
+    "STRATEGIES",
+    "BenchmarkSpec",
+    "CapacityRecorder",
+    "CompareError",
+    "HATSpec",
+    "PackNetSpec",
+    "StrategySpec",
+    "build_config",
+    "build_parser",
+    "main",
+    "matrix_metrics",
+    "merge_main",
+    "merge_results",
+    "register_model",
+    "report_main",
+    "results_markdown",
+    "run_compare",
+    "run_one",
+    "strategy_params",
+    "summarize",
+    "versions",
+    "write_outputs",
+    "write_report",
+]

@@ -1,0 +1,197 @@
+"""The configuration of a ``compare`` run: defaults < ``--config`` file < options, validated."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the same parser as a package (a dependency there)
+    import tomli as tomllib
+
+from .errors import CompareError
+from .registry import BENCHMARKS, MODELS, STRATEGIES
+
+__all__ = ["DEFAULTS", "build_config", "progress_mode", "strategy_params"]
+
+DEFAULTS: dict[str, Any] = {
+    "benchmark": "split_digits",
+    "n_experiences": None,
+    "strategies": ["adahat", "hat", "naive", "ewc"],
+    "model": "mlp",
+    "model_params": {},
+    "epochs": 1,
+    "batch_size": 64,
+    "eval_batch_size": 1000,
+    "optimizer": "adam",
+    "lr": 1e-3,
+    "seeds": [0],
+    "device": "cpu",
+    "data_root": None,
+    "train_per_task": None,
+    "test_per_task": None,
+    "threads": None,
+    "fast_data": True,
+    "progress": "auto",
+    "params": {},
+    "output": "compare-results",
+}
+
+
+def _parse_value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        low = text.lower()
+        if low in ("true", "false"):
+            return low == "true"
+        if low in ("none", "null"):
+            return None
+        return text
+
+
+def _load_config_file(path: str) -> dict:
+    p = Path(path)
+    if not p.is_file():
+        raise CompareError(f"config file {path} not found")
+    try:
+        if p.suffix == ".toml":
+            with open(p, "rb") as f:
+                data = tomllib.load(f)
+        else:
+            data = json.loads(p.read_text())
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as e:
+        raise CompareError(f"cannot parse config file {path}: {e}") from None
+    data = data.get("config", data)  # a results.json is a config file too
+    unknown = sorted(set(data) - set(DEFAULTS) - {"command"})
+    if unknown:
+        raise CompareError(
+            f"unknown key(s) {', '.join(unknown)} in {path}; allowed: {', '.join(DEFAULTS)}"
+        )
+    return data
+
+
+def _split_list(text: str) -> list[str]:
+    return [s.strip() for s in text.split(",") if s.strip()]
+
+
+def _seeds(text) -> list[int]:
+    if isinstance(text, list):
+        return [int(s) for s in text]
+    try:
+        return [int(s) for s in _split_list(str(text))]
+    except ValueError:
+        raise CompareError(f"--seeds must be comma-separated integers, got {text!r}") from None
+
+
+def build_config(args: argparse.Namespace) -> dict:
+    """Defaults < ``--config`` file < command-line options; validated."""
+    config = json.loads(json.dumps(DEFAULTS))
+    if args.config:
+        file_config = _load_config_file(args.config)
+        file_config.pop("command", None)
+        params = file_config.pop("params", {})
+        config.update(file_config)
+        for name, values in params.items():
+            config["params"].setdefault(name, {}).update(values)
+    for key in DEFAULTS:
+        value = getattr(args, key, None)
+        if value is None or key == "params":
+            continue
+        config[key] = value
+    if isinstance(config["strategies"], str):
+        config["strategies"] = _split_list(config["strategies"])
+    config["seeds"] = _seeds(config["seeds"])
+    for item in args.set or []:
+        if "=" not in item or "." not in item.split("=", 1)[0]:
+            raise CompareError(f"--set expects NAME.KEY=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        name, param = key.split(".", 1)
+        if name == "model":
+            config["model_params"][param] = _parse_value(value)
+        else:
+            config["params"].setdefault(name, {})[param] = _parse_value(value)
+    _validate(config)
+    return config
+
+
+def _check_positive_int(config: dict, key: str, optional: bool) -> None:
+    value = config[key]
+    if optional and value is None:
+        return
+    bad = not isinstance(value, int) or value <= 0 or (not optional and isinstance(value, bool))
+    if bad:
+        raise CompareError(f"--{key.replace('_', '-')} must be a positive integer, got {value!r}")
+
+
+def _validate(config: dict) -> None:
+    if config["benchmark"] not in BENCHMARKS:
+        raise CompareError(
+            f"unknown benchmark {config['benchmark']!r}; choose one of {', '.join(BENCHMARKS)}"
+        )
+    if config["model"] not in MODELS:
+        raise CompareError(f"unknown model {config['model']!r}; choose one of {', '.join(MODELS)}")
+    if not config["strategies"]:
+        raise CompareError("--strategies is empty")
+    for name in config["strategies"]:
+        if name not in STRATEGIES:
+            raise CompareError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGIES)}")
+    if len(set(config["strategies"])) != len(config["strategies"]):
+        raise CompareError(f"--strategies lists a strategy twice: {config['strategies']}")
+    for name in config["params"]:
+        if name not in STRATEGIES:
+            raise CompareError(f"parameters given for unknown strategy {name!r}")
+        _check_strategy_params(name, config["params"][name])
+    for key in ("epochs", "batch_size", "eval_batch_size"):
+        _check_positive_int(config, key, optional=False)
+    for key in ("n_experiences", "train_per_task", "test_per_task", "threads"):
+        _check_positive_int(config, key, optional=True)
+    if not (isinstance(config["lr"], (int, float)) and config["lr"] > 0):
+        raise CompareError(f"--lr must be a number > 0, got {config['lr']!r}")
+    if config["optimizer"] not in ("sgd", "adam"):
+        raise CompareError(f"--optimizer must be sgd or adam, got {config['optimizer']!r}")
+    if not config["seeds"]:
+        raise CompareError("--seeds is empty")
+    if not isinstance(config["fast_data"], bool):
+        raise CompareError(f"fast_data must be true or false, got {config['fast_data']!r}")
+    if config["progress"] not in ("auto", "bar", "lines", "none"):
+        raise CompareError(
+            f"--progress must be auto, bar, lines or none, got {config['progress']!r}"
+        )
+    for name in config["strategies"]:
+        STRATEGIES[name].check(config, strategy_params(config, name))
+    try:
+        torch.device(config["device"])
+    except RuntimeError as e:
+        raise CompareError(f"--device {config['device']!r}: {e}") from None
+    if str(config["device"]).startswith("cuda") and not torch.cuda.is_available():
+        raise CompareError(f"--device {config['device']}: CUDA is not available here")
+
+
+def _check_strategy_params(name: str, params: dict) -> None:
+    spec = STRATEGIES[name]
+    allowed = spec.allowed_params()
+    unknown = sorted(set(params) - allowed)
+    if unknown:
+        raise CompareError(
+            f"unknown parameter(s) {', '.join(unknown)} for strategy {name!r} "
+            f"({spec.strategy_class().__name__}); allowed: {', '.join(sorted(allowed))}"
+        )
+
+
+def strategy_params(config: dict, name: str) -> dict:
+    """The strategy's hyperparameters: documented defaults updated by the configuration."""
+    return {**STRATEGIES[name].defaults, **config["params"].get(name, {})}
+
+
+def progress_mode(config: dict) -> str:
+    """``bar``, ``lines`` or ``none``: ``auto`` is a bar on a terminal, lines otherwise."""
+    if config["progress"] == "auto":
+        return "bar" if sys.stdout.isatty() else "lines"
+    return config["progress"]

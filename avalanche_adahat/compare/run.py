@@ -1,0 +1,236 @@
+"""Running ``compare``: the benchmark of a seed, one strategy on it, every strategy and seed."""
+
+from __future__ import annotations
+
+import math
+import platform
+import random
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from avalanche.core import SupervisedPlugin
+
+from .. import benchmarks as bm
+from ..metrics import accuracy_matrix
+from .config import progress_mode, strategy_params
+from .errors import CompareError
+from .registry import BENCHMARKS, STRATEGIES
+from .report import write_outputs
+from .results import matrix_metrics, summarize
+
+__all__ = ["CapacityRecorder", "load_benchmark", "run_compare", "run_one", "versions"]
+
+
+# =========================================================================== benchmark
+def load_benchmark(config: dict, seed: int):
+    """The configured benchmark for ``seed``, subsampled as configured."""
+    spec = BENCHMARKS[config["benchmark"]]
+    n = config["n_experiences"] or spec.default_n
+    try:
+        benchmark = spec.build(n, seed, config["data_root"])
+    except bm.DataNotFoundError as e:
+        raise CompareError(str(e)) from None
+    except ValueError as e:
+        raise CompareError(f"benchmark {config['benchmark']}: {e}") from None
+    except Exception as e:  # Avalanche's download path: network or files missing
+        root = config["data_root"] or "Avalanche's default data folder (~/.avalanche/data)"
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CompareError(
+            f"benchmark {config['benchmark']}: data not available in {root} "
+            f"({type(e).__name__}: {first}); {spec.needs_data or 'check --data-root'}"
+        ) from None
+    if config["train_per_task"] or config["test_per_task"]:
+        benchmark = _subsample(benchmark, config["train_per_task"], config["test_per_task"], seed)
+    return benchmark
+
+
+def _subsample(benchmark, train_n: int | None, test_n: int | None, seed: int):
+    """The same benchmark with at most ``train_n`` / ``test_n`` random samples per experience.
+
+    Each experience keeps its dataset's targets and task label (the datasets are
+    already task-incremental with class ids from 0); ``tensor_sources`` are cut
+    with the same indices.
+    """
+    from avalanche.benchmarks import dataset_benchmark
+
+    g = torch.Generator().manual_seed(seed)
+    sources = getattr(benchmark, "tensor_sources", None) or {}
+    new_sources: dict[str, list] = {}
+
+    def cut(stream, n, name):
+        out, cut_sources = [], []
+        for k, exp in enumerate(stream):
+            ds = exp.dataset
+            source = sources[name][k] if name in sources else None
+            if n is not None and len(ds) > n:
+                keep = torch.randperm(len(ds), generator=g)[:n].sort().values
+                ds = ds.subset(keep.tolist())
+                source = source.subset(keep) if source is not None else None
+            out.append(ds)
+            cut_sources.append(source)
+        new_sources[name] = cut_sources
+        return out
+
+    subsampled = dataset_benchmark(
+        cut(benchmark.train_stream, train_n, "train"), cut(benchmark.test_stream, test_n, "test")
+    )
+    subsampled.tensor_sources = new_sources
+    return subsampled
+
+
+def _benchmark_shape(benchmark) -> tuple[tuple[int, ...], int]:
+    x = benchmark.train_stream[0].dataset[0][0]
+    classes = max(len(e.classes_in_this_experience) for e in benchmark.train_stream)
+    return tuple(x.shape), classes
+
+
+# =========================================================================== one strategy
+class CapacityRecorder(SupervisedPlugin):
+    """Avalanche plugin: the HAT family's network capacity at each task's first and last step."""
+
+    def __init__(self):
+        super().__init__()
+        self.start: list[float] = []
+        self.end: list[float] = []
+        self._first = False
+
+    def before_training_exp(self, strategy, **kw):
+        self._first = True
+
+    def after_training_iteration(self, strategy, **kw):
+        if self._first:
+            self._first = False
+            self.start.append(_capacity(strategy))
+
+    def after_training_exp(self, strategy, **kw):
+        self.end.append(_capacity(strategy))
+
+
+def _capacity(strategy) -> float:
+    return float(strategy.hat_plugin.network_capacity(strategy.model))
+
+
+def _make_optimizer(config: dict, model: torch.nn.Module):
+    if config["optimizer"] == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=config["lr"])
+    return torch.optim.Adam(model.parameters(), lr=config["lr"])
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _evaluator(progress: str):
+    from avalanche.evaluation.metrics import accuracy_metrics
+    from avalanche.logging import InteractiveLogger
+    from avalanche.training.plugins import EvaluationPlugin
+
+    loggers = [InteractiveLogger()] if progress == "bar" else []
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="No loggers specified")
+        return EvaluationPlugin(accuracy_metrics(experience=True), loggers=loggers)
+
+
+def run_one(config: dict, name: str, seed: int, benchmark) -> dict:
+    """Train ``name`` on ``benchmark`` with ``seed``; the per-seed result dict."""
+    spec = STRATEGIES[name]
+    progress = progress_mode(config)
+    input_shape, num_classes = _benchmark_shape(benchmark)
+    _seed_everything(seed)
+    model = spec.build_model(config, input_shape, num_classes)
+    evaluator = _evaluator(progress)
+    recorder = CapacityRecorder() if spec.hat_family else None
+    sources = getattr(benchmark, "tensor_sources", None)
+    fast = bm.FastDataPlugin(sources) if sources and config.get("fast_data", True) else None
+    strategy = spec.build(
+        strategy_params(config, name),
+        [p for p in (fast, recorder) if p is not None],
+        model=model,
+        optimizer=_make_optimizer(config, model),
+        criterion=torch.nn.CrossEntropyLoss(),
+        train_mb_size=config["batch_size"],
+        train_epochs=config["epochs"],
+        eval_mb_size=config["eval_batch_size"],
+        device=config["device"],
+        evaluator=evaluator,
+    )
+    n = len(benchmark.train_stream)
+    matrix: list[list[float | None]] = []
+    train_seconds = 0.0
+    started = time.perf_counter()
+    for i, experience in enumerate(benchmark.train_stream):
+        start = time.perf_counter()
+        strategy.train(experience)
+        train_seconds += time.perf_counter() - start
+        row = _accuracy_row(strategy.eval(benchmark.test_stream[: i + 1]), i, n)
+        matrix.append(row)
+        if progress == "lines":
+            accs = " ".join(f"{a:.3f}" for a in row[: i + 1])
+            print(
+                f"  [{name} seed {seed}] task {i + 1}/{n} trained ({train_seconds:.1f}s): {accs}",
+                flush=True,
+            )
+    result = {"seed": seed, **matrix_metrics(matrix), "acc_matrix": matrix}
+    result["train_seconds"] = train_seconds
+    result["wall_seconds"] = time.perf_counter() - started
+    # experiences (training and evaluation) fed from tensor batches / Avalanche's loaders
+    result["data_loading"] = dict(fast.counts) if fast else None
+    if recorder is not None:
+        result["capacity_start"] = recorder.start
+        result["capacity_end"] = recorder.end
+        result["capacity"] = recorder.end[-1] if recorder.end else None
+    else:
+        result.update(capacity_start=None, capacity_end=None, capacity=None)
+    return result
+
+
+def _accuracy_row(metrics: dict, i: int, n: int) -> list[float | None]:
+    """Row ``i`` of the accuracy matrix: test experiences ``0..i``, ``None`` for the later ones."""
+    row = accuracy_matrix([metrics], n)[0][: i + 1]
+    missing = [j for j, value in enumerate(row) if math.isnan(value)]  # not evaluated
+    if missing:
+        raise KeyError(f"no accuracy for test experience {missing[0]}")
+    return row + [None] * (n - i - 1)
+
+
+# =========================================================================== every strategy and seed
+def versions() -> dict[str, str]:
+    import avalanche
+
+    from .. import __version__
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "avalanche": getattr(avalanche, "__version__", "unknown"),
+        "avalanche_adahat": __version__,
+    }
+
+
+def run_compare(config: dict, command: str | None = None) -> dict:
+    """Run every strategy for every seed; write the outputs; return ``results.json``'s content."""
+    if config["threads"]:
+        torch.set_num_threads(config["threads"])
+    out_dir = Path(config["output"])
+    strategies: dict[str, dict[int, dict]] = {name: {} for name in config["strategies"]}
+    started = time.perf_counter()
+    for seed in config["seeds"]:
+        benchmark = load_benchmark(config, seed)
+        for name in config["strategies"]:
+            if progress_mode(config) != "none":
+                print(f"{config['benchmark']}: {name}, seed {seed}", flush=True)
+            strategies[name][seed] = run_one(config, name, seed, benchmark)
+    results = {
+        "config": {**config, "command": command},
+        "versions": versions(),
+        "wall_seconds": time.perf_counter() - started,
+        "strategies": {name: summarize(per) for name, per in strategies.items()},
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_outputs(results, out_dir)
+    return results
