@@ -17,6 +17,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .modes import MODES, adahat_modes, hat_modes
+
 __all__ = [
     "ADJUSTMENT_MODES",
     "ADAHAT_MODES",
@@ -43,9 +45,9 @@ __all__ = [
     "mul_outer_max_all_",
 ]
 
-HAT_MODES = ("hat", "hat_random", "hat_const_alpha", "hat_const_1")
-ADAHAT_MODES = ("adahat", "adahat_no_sum", "adahat_no_reg")
-ADJUSTMENT_MODES = HAT_MODES + ADAHAT_MODES
+HAT_MODES = hat_modes()
+ADAHAT_MODES = adahat_modes()
+ADJUSTMENT_MODES = tuple(MODES)
 REG_MODES = ("original", "cross")
 INIT_MODES = ("N01", "U-11", "U01", "U-10", "last")
 
@@ -242,31 +244,15 @@ def unit_rates(
     The rate of a parameter is :func:`outer_max` of the rates of its output and
     input units. ``r`` is AdaHAT's ``r_l`` of the layer that owns the parameter.
 
-    - ``hat``: ``1 - M`` (HAT Eq. 2);
-    - ``hat_const_alpha``: ``alpha`` where ``M = 1``, else 1;
-    - ``hat_const_1``: 1;
-    - ``adahat`` / ``adahat_no_reg``: ``r / (S + r)`` (AdaHAT Eq. 8);
-    - ``adahat_no_sum``: ``r / (n + r)`` where ``M = 1``, else 1, ``n`` earlier tasks.
-
-    ``hat_random`` draws per parameter and is handled by :func:`random_rates`;
-    here it returns ``1 - M``, the 0/1 indicator of free units.
+    Each mode's formula is its class in :mod:`avalanche_adahat.modes`
+    (``hat_random`` gives the 0/1 indicator of free units there; the plugin draws
+    its random rates with :func:`random_rates`).
     """
-    if mode in ("hat", "hat_random"):
-        return 1 - cumulative
-    if mode == "hat_const_alpha":
-        if alpha is None:
-            raise ValueError("adjustment_mode='hat_const_alpha' needs alpha")
-        return 1 - cumulative * (1 - alpha)
-    if mode == "hat_const_1":
-        return torch.ones_like(cumulative)
-    if mode in ("adahat", "adahat_no_reg"):
-        # r / (S + r), written so that an unused unit (S = 0) gets exactly 1.
-        return 1 / (1 + summative / r)
-    if mode == "adahat_no_sum":
-        if num_previous_tasks == 0:
-            return torch.ones_like(cumulative)
-        return 1 - cumulative * (1 - 1 / (1 + num_previous_tasks / r))
-    raise ValueError(f"adjustment_mode must be one of {ADJUSTMENT_MODES}, got {mode!r}")
+    if mode not in MODES:
+        raise ValueError(f"adjustment_mode must be one of {ADJUSTMENT_MODES}, got {mode!r}")
+    return MODES[mode].unit_rates(
+        cumulative, summative, r=r, alpha=alpha, num_previous_tasks=num_previous_tasks
+    )
 
 
 def outer_max(out_rate: Tensor, in_rate: Tensor | None, shape: torch.Size) -> Tensor:

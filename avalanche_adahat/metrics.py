@@ -112,8 +112,8 @@ def layer_adjustment_rates(plugin: HATPlugin, model: HATModule) -> list[float]:
     layer_sums = [torch.stack(s).sum() for s in sums if s]
     values = iter(torch.stack(layer_sums).tolist())  # one device sync
     rates = [next(values) / c if c else float("nan") for c in counts]
-    if plugin.adjustment_mode == "hat_random":
-        rates = [r + 0.5 * (1 - r) for r in rates]
+    if plugin.mode.random:
+        rates = [r + plugin.mode.expected_used_rate * (1 - r) for r in rates]
     return rates
 
 
