@@ -41,6 +41,7 @@ from .composition import (
     warn_untrained_tasks,
 )
 from .masking import CoveredParameter, HATModule
+from .modes import MODES, AdjustmentMode
 
 __all__ = [
     "DEFAULT_ADJUSTMENT_INTENSITY",
@@ -242,8 +243,8 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
         check_one_of("protect", protect, PROTECT_MODES)
         check_non_negative_int("sparsity_guard_units", sparsity_guard_units)
         check_bool("check_finite", check_finite)
-        if adjustment_mode == "hat_const_alpha":
-            check_unit_interval("alpha", alpha, " with adjustment_mode='hat_const_alpha'")
+        if MODES[adjustment_mode].needs_alpha:
+            check_unit_interval("alpha", alpha, f" with adjustment_mode={adjustment_mode!r}")
         elif alpha is not None:
             raise ValueError(
                 f"alpha is only used by adjustment_mode='hat_const_alpha', got alpha={alpha!r} "
@@ -270,6 +271,8 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
         self.calibrate_task_inference = calibrate_task_inference
         self._warned = False
         self._warned_untrained: set[int] = set()
+        self._flushing = False  # inside a training step, subnormals flushed
+        self._flush_was_on = False  # the thread's subnormal mode before it
         self._reset_task_state()
 
     # ------------------------------------------------------------------ state
@@ -299,15 +302,21 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
         # Heads and per-task BatchNorms of trained tasks: no mode moves them.
         self._frozen_private: list[Tensor] = []
         self._private_snapshots: list[tuple[Tensor, Tensor]] = []
-        self._flush_was_on = False  # the thread's subnormal mode before training steps
+
+    @property
+    def mode(self) -> AdjustmentMode:
+        """The adjustment mode's object (:mod:`avalanche_adahat.modes`)."""
+        return MODES[self.adjustment_mode]
 
     @property
     def protection_active(self) -> bool:
         """Whether any rate can differ from 1 in the current task."""
-        return self.num_previous_tasks > 0 and self.adjustment_mode != "hat_const_1"
+        return self.num_previous_tasks > 0 and self.mode.constrains
 
     # ------------------------------------------------------------------ hooks
     def before_training(self, strategy, **kwargs):
+        self._end_flush()
+        self._give_flush_back_on_errors(strategy)
         model = _hat_model(strategy.model)
         check_strategy(strategy, HATPlugin, self.per_experience)
         model.s_max = self.s_max
@@ -345,7 +354,6 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
         # Detached views share the parameters' storage: current values at every step.
         self._embedding_values = [e.detach() for e in self._embeddings]
         self._frozen_private = [p for t in trained for p in model.task_private_parameters(t)]
-        self._flush_was_on = flush_subnormals_is_on()
         weights, bias = F.sparsity_affine(
             [m.cumulative for m in self._masks],
             self.mask_sparsity_reg_mode,
@@ -365,16 +373,51 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
         self.batch = min(self.batch + 1, self.num_batches)
         self.scale = F.annealed_scale(self.batch, self.num_batches, self.s_max)
         _unwrap(strategy.model).hat_scale = self.scale
-        # Subnormal floats (below 2**-126 in float32) flushed to zero for the step:
-        # see flush_subnormals_was_on. Restored in after_training_iteration.
-        torch.set_flush_denormal(True)
+        self._begin_flush()
 
     def after_training_iteration(self, strategy, **kwargs):
-        torch.set_flush_denormal(self._flush_was_on)
+        self._end_flush()
+
+    def _begin_flush(self) -> None:
+        """Flush subnormal floats (below ``2**-126`` in float32) to zero for this
+        training step (see :func:`flush_subnormals_is_on` for why it is safe)."""
+        if not self._flushing:
+            self._flush_was_on = flush_subnormals_is_on()
+            self._flushing = True
+        torch.set_flush_denormal(True)
+
+    def _give_flush_back_on_errors(self, strategy) -> None:
+        """Wrap the strategy's ``training_epoch`` for this ``train`` call so that an
+        exception inside a step still gives the thread its subnormal mode back
+        (Avalanche has no hook for errors, and the flag is the thread's, not the
+        plugin's). ``after_training`` removes the wrapper: checkpoints never hold it."""
+        if "training_epoch" in vars(strategy):
+            return
+        epoch = strategy.training_epoch
+
+        def training_epoch(**kwargs):
+            try:
+                return epoch(**kwargs)
+            finally:
+                self._end_flush()
+
+        strategy.training_epoch = training_epoch
+
+    def after_training(self, strategy, **kwargs):
+        vars(strategy).pop("training_epoch", None)
+        self._end_flush()
+
+    def _end_flush(self) -> None:
+        """Give the thread back its own subnormal mode; also called by the hooks that
+        follow a step an exception interrupted (the next training or evaluation)."""
+        if self._flushing:
+            torch.set_flush_denormal(self._flush_was_on)
+            self._flushing = False
 
     def before_backward(self, strategy, **kwargs):
         loss = strategy.loss
         if self.check_finite and not math.isfinite(loss.item()):
+            self._end_flush()
             raise FloatingPointError(
                 f"non-finite loss {loss.detach().cpu().tolist()} in experience "
                 f"{strategy.experience.current_experience}, batch {self.batch}: stopping before it "
@@ -413,7 +456,7 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
             self._protect_trained_private()
             if self.protection_active:
                 rates = self.current_unit_rates(_unwrap(strategy.model))
-                random = self.adjustment_mode == "hat_random"
+                random = self.mode.random
                 if self.protect == "gradient" and random:
                     for r in rates:
                         if r.covered.param.grad is not None:
@@ -475,6 +518,7 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
                     e.clamp_(-self.embedding_clamp, self.embedding_clamp)
 
     def before_eval(self, strategy, **kwargs):
+        self._end_flush()
         if self.task_inference is not None:
             model = _hat_model(strategy.model)
             model.set_task_inference(self.task_inference, self.calibrate_task_inference)
@@ -524,8 +568,7 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
         """Lay out the unit measures that the rates read, once per task (see :class:`_RatePlan`)."""
         self._structure(model)
         self._rate_plan = _RatePlan.build(model, self._covered, self._mask_index)
-        # Only these modes' rates depend on the per-batch sparsity R_l.
-        self._rates_fixed = self.adjustment_mode not in ("adahat", "adahat_no_sum")
+        self._rates_fixed = not self.mode.per_batch
         if self._rates_fixed:
             self._write_rates(self._rate_plan, None)
 
@@ -562,8 +605,8 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
             kernel = r.covered.param.numel() // pairs  # a conv's kernel positions
             total, count = total + pair_sum * kernel, count + pairs * kernel
         capacity = total / count
-        if self.adjustment_mode == "hat_random":
-            capacity = capacity + 0.5 * (1 - capacity)
+        if self.mode.random:
+            capacity = capacity + self.mode.expected_used_rate * (1 - capacity)
         return capacity
 
     def _warn_about_optimizer(self, optimizer) -> None:
@@ -577,7 +620,7 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
                 "the optimizer applies weight decay, which moves parameters whose gradient "
                 "the adjustment set to 0, so protection is not exact"
             )
-        elif adaptive and self.adjustment_mode not in ("hat", "hat_const_1"):
+        elif adaptive and self.mode.soft:
             reason = (
                 f"{type(optimizer).__name__} divides out a constant gradient scale, so the soft "
                 f"rates of adjustment_mode={self.adjustment_mode!r} have little effect"
@@ -664,7 +707,7 @@ class AdaHATPlugin(HATPlugin, supports_distributed=True):
         F.adahat_rates_from_terms(*plan.adahat_terms[1:], sparsity[plan.slot_layer], out=plan.rates)
 
     def _layer_r(self, sparsity):
-        if self.adjustment_mode == "adahat_no_reg" or sparsity is None:
+        if not self.mode.per_batch or sparsity is None:  # adahat_no_reg: r = alpha / epsilon
             return F.adahat_r(self.adjustment_intensity, 0.0, self.epsilon)
         return F.adahat_r(self.adjustment_intensity, sparsity, self.epsilon)  # one r_l per layer
 

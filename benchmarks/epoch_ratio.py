@@ -56,7 +56,7 @@ class _KeepSubnormals(HATPlugin):
 
     def before_training_iteration(self, strategy, **kwargs):
         super().before_training_iteration(strategy, **kwargs)
-        torch.set_flush_denormal(self._flush_was_on)
+        self._end_flush()
 
 
 def blobs(shape, n_tasks, per_task, seed=0):

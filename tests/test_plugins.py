@@ -519,3 +519,21 @@ def test_a_training_step_with_subnormal_gates_has_no_subnormal_values(tiny_bench
     assert not any(_is_subnormal(t) for t in probe.tensors)
     assert not flush_subnormals_is_on()  # the thread's mode is restored after each step
     assert _is_subnormal(gate * 1e-4)
+
+
+def test_a_step_interrupted_by_an_error_gives_the_subnormal_mode_back(tiny_benchmark):
+    from avalanche_adahat.plugins import flush_subnormals_is_on
+
+    class Fails(SupervisedPlugin):
+        def after_backward(self, strategy, **kwargs):
+            raise RuntimeError("boom")
+
+    model = HATMLP(8, (6,), 2)
+    hat = HATPlugin()
+    strategy = Naive(
+        model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1), criterion=torch.nn.CrossEntropyLoss(),
+        plugins=[Fails(), hat], evaluator=_quiet(),
+    )  # fmt: skip
+    with pytest.raises(RuntimeError, match="boom"):
+        strategy.train(tiny_benchmark.train_stream[0])
+    assert not flush_subnormals_is_on()
