@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
 
 import torch
 from avalanche.core import SupervisedPlugin
@@ -42,6 +41,8 @@ from .composition import (
 )
 from .masking import CoveredParameter, HATModule
 from .modes import MODES, AdjustmentMode
+from .rate_plan import RatePlan, UnitRates
+from .subnormals import flush_subnormals_is_on
 
 __all__ = [
     "DEFAULT_ADJUSTMENT_INTENSITY",
@@ -84,81 +85,6 @@ def default_adjustment_intensity(optimizer: torch.optim.Optimizer, protect: str)
     """The measured default intensity for ``optimizer``'s family and ``protect``."""
     family = "adaptive" if isinstance(optimizer, ADAPTIVE_OPTIMIZERS) else "sgd"
     return DEFAULT_ADJUSTMENT_INTENSITY[(family, protect)]
-
-
-@dataclass(eq=False)
-class _UnitRates:
-    """Rates of one covered parameter as two unit-sized vectors (SPEC §3 identity)."""
-
-    covered: CoveredParameter
-    out_rate: Tensor
-    in_rate: Tensor | None
-
-    def __post_init__(self):
-        # Views of the plan's rate vector shaped to broadcast against the parameter:
-        # made once per task, they see the rates rewritten in place at each step.
-        self.views = F.rate_views(self.out_rate, self.in_rate, self.covered.param.dim())
-
-    def full(self, random: bool = False) -> Tensor:
-        rate = F.outer_max(self.out_rate, self.in_rate, self.covered.param.shape)
-        return F.random_rates(rate.expand_as(self.covered.param)) if random else rate
-
-
-@dataclass(eq=False)
-class _RatePlan:
-    """Where each covered parameter's unit rates sit in one vector, fixed for a task.
-
-    A *slot* is a run of units rated with one layer's ``r_l``: a layer's output
-    units, or the input units of a layer's weight (repeated ``in_repeat`` times
-    for a Linear after a convolution). All slots' cumulative and summative
-    masks are concatenated, so one step's rates take a handful of vector ops.
-    """
-
-    model_id: int
-    cumulative: Tensor
-    summative: Tensor
-    slot_layer: Tensor  # per unit of the vector: the layer whose r_l applies
-    rates: Tensor  # the current rates of all slots, rewritten in place when they change
-    unit_rates: list[_UnitRates]  # views into ``rates``, one per covered parameter
-    # ((alpha, epsilon), *F.adahat_rate_terms) once AdaHAT rates were written.
-    adahat_terms: tuple | None = None
-
-    @classmethod
-    def build(cls, model, covered: list[CoveredParameter], mask_index: dict[int, int]):
-        keys: dict[tuple[int, int, int], int] = {}
-        cumulative, summative, layers = [], [], []
-
-        def slot(mask, layer: int, input_of: CoveredParameter | None = None) -> int:
-            """The slot of ``mask``'s units rated with layer ``layer``'s r_l, as the
-            output units of the layer or as the input units of ``input_of``."""
-            expand = (lambda v: v) if input_of is None else input_of.expand_in
-            key = (id(mask), layer, 1 if input_of is None else input_of.in_repeat)
-            if key not in keys:
-                keys[key] = len(layers)
-                cumulative.append(expand(mask.cumulative))
-                summative.append(expand(mask.summative))
-                layers.append(layer)
-            return keys[key]
-
-        slots_of = []
-        for cp in covered:
-            layer = mask_index[id(cp.out_mask)]
-            out = slot(cp.out_mask, layer)
-            inp = None if cp.in_mask is None else slot(cp.in_mask, layer, input_of=cp)
-            slots_of.append((cp, out, inp))
-        sizes = [c.numel() for c in cumulative]
-        device = cumulative[0].device
-        slot_layer = torch.repeat_interleave(
-            torch.tensor(layers, device=device), torch.tensor(sizes, device=device)
-        )
-        cumulative, summative = torch.cat(cumulative), torch.cat(summative)
-        rates = torch.ones_like(cumulative)
-        parts = rates.split(sizes)
-        unit_rates = [
-            _UnitRates(cp, parts[out], None if inp is None else parts[inp])
-            for cp, out, inp in slots_of
-        ]
-        return cls(id(model), cumulative, summative, slot_layer, rates, unit_rates)
 
 
 class HATPlugin(SupervisedPlugin, supports_distributed=True):
@@ -297,7 +223,7 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
         self._step_embeddings: Tensor | None = None
         # F.sparsity_affine, its last row scaled by mask_sparsity_reg_factor.
         self._sparsity_map: tuple[Tensor, Tensor] | None = None
-        self._rate_plan: _RatePlan | None = None
+        self._rate_plan: RatePlan | None = None
         self._rates_fixed = False
         # Heads and per-task BatchNorms of trained tasks: no mode moves them.
         self._frozen_private: list[Tensor] = []
@@ -546,7 +472,7 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
         self._step_embeddings = None
 
     # ------------------------------------------------------------------ rates
-    def current_unit_rates(self, model: HATModule) -> list[_UnitRates]:
+    def current_unit_rates(self, model: HATModule) -> list[UnitRates]:
         """The unit-sized rate factors of every covered parameter for this step."""
         if self._rate_plan is None or self._rate_plan.model_id != id(model):
             self._prepare_rates(model)
@@ -565,14 +491,14 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
             self._structure_of = id(model)
 
     def _prepare_rates(self, model: HATModule) -> None:
-        """Lay out the unit measures that the rates read, once per task (see :class:`_RatePlan`)."""
+        """Lay out the unit measures that the rates read, once per task (see :class:`RatePlan`)."""
         self._structure(model)
-        self._rate_plan = _RatePlan.build(model, self._covered, self._mask_index)
+        self._rate_plan = RatePlan.build(model, self._covered, self._mask_index)
         self._rates_fixed = not self.mode.per_batch
         if self._rates_fixed:
             self._write_rates(self._rate_plan, None)
 
-    def _write_rates(self, plan: _RatePlan, sparsity: Tensor | None) -> None:
+    def _write_rates(self, plan: RatePlan, sparsity: Tensor | None) -> None:
         """Write the rates of all slots of ``plan`` into ``plan.rates`` (SPEC §3)."""
         r = self._layer_r(sparsity)
         if isinstance(r, Tensor) and r.dim() == 1:
@@ -710,22 +636,6 @@ class AdaHATPlugin(HATPlugin, supports_distributed=True):
         if not self.mode.per_batch or sparsity is None:  # adahat_no_reg: r = alpha / epsilon
             return F.adahat_r(self.adjustment_intensity, 0.0, self.epsilon)
         return F.adahat_r(self.adjustment_intensity, sparsity, self.epsilon)  # one r_l per layer
-
-
-def flush_subnormals_is_on() -> bool:
-    """Whether this thread's CPU now flushes subnormal floats to zero (FTZ/DAZ).
-
-    Why the plugin flushes them during each training step: once the annealed
-    ``s`` is large, gates ``sigmoid(s e)`` of negative embeddings, the activations
-    they multiply and their gradients fall below float32's smallest normal number,
-    where x86 kernels run tens of times slower. Flushing changes only values below
-    ``2**-126``: a gate there has ``s e < -87``, and even after the embedding-gradient
-    compensation (whose clamp stops at ``cosh(50)``) its gradient is below ``e**-37``
-    of an unclamped unit's, far under float32 rounding (``2**-24``); such values
-    only ever add to normal ones. Exact zeros stay exact, so every bitwise
-    guarantee holds. Evaluation (binary masks) is untouched.
-    """
-    return (torch.tensor([2.0**-100]) * 2.0**-40).item() == 0.0
 
 
 def _unwrap(model):
