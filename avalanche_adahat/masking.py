@@ -142,30 +142,44 @@ class HATModule(MultiTaskModule):
     :meth:`covered_parameters`.
 
     Gate used for task ``t`` (SPEC §1): the stored binary ``M^t`` once ``t`` has
-    finished; while ``t`` trains, ``sigmoid(hat_scale * e^t)`` in train mode and
-    ``sigmoid(s_max * e^t)`` in eval mode; no gate (all ones) for a task label
-    that was never trained. The training plugin sets ``hat_scale``, ``s_max``
-    and ``task_embedding_init_mode``.
+    finished; while ``t`` trains, the step's soft gates ``sigmoid(s e^t)`` in
+    train mode (handed in by :meth:`set_step_gates`) and ``sigmoid(s_max e^t)``
+    otherwise; no gate (all ones) for a task label that was never trained.
+
+    The training plugin drives the model one way, through methods:
+    :meth:`begin_training` (``s_max``, the embedding init mode),
+    :meth:`set_step_gates` (each step's gates), :meth:`store_task_masks` (end of a
+    task); the model hands nothing back.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.s_max: float = 400.0
-        self.hat_scale: float | None = None
         self.task_embedding_init_mode: str = "N01"
         self._hat_masks: list[HATMask] | None = None
         # Task-agnostic evaluation (avalanche_adahat.task_inference): (rule, calibrated).
         self._task_inference: tuple[str, bool] | None = None
         self.last_inferred_tasks: Tensor | None = None
-        # (task label, s, embeddings, gates) of the last training forward pass with
-        # soft gates, for the sparsity regulariser (see take_training_gates).
-        self._training_gates: tuple[int, float, Tensor, Tensor] | None = None
+        # (task label, gates) of the current training step (see set_step_gates).
+        self._step_gates: tuple[int, Tensor] | None = None
 
     def __getstate__(self):
         state = super().__getstate__()
         state = dict(state)
-        state["_training_gates"] = None  # part of an autograd graph: never copied
+        state["_step_gates"] = None  # part of an autograd graph: never copied
         return state
+
+    def begin_training(self, s_max: float, task_embedding_init_mode: str) -> None:
+        """Set ``s_max`` (evaluation gates of the task being trained) and the init mode
+        of new task embeddings (:func:`init_embedding`)."""
+        self.s_max = float(s_max)
+        self.task_embedding_init_mode = task_embedding_init_mode
+
+    def set_step_gates(self, task_label: int | None, gates: Tensor | None) -> None:
+        """The soft gates ``sigmoid(s e^t)`` of the training task for this step, as one
+        vector over all masks in mask order (with its autograd graph), used by every
+        training forward pass of ``task_label`` until replaced; ``None`` clears them."""
+        self._step_gates = None if gates is None else (task_label, gates)
 
     @property
     def max_class_label(self) -> int:
@@ -284,22 +298,12 @@ class HATModule(MultiTaskModule):
             return [m.stored_mask(task_label) for m in masks]
         if not masks[0].has_embedding(task_label):
             return None
-        training = self.training and self.hat_scale is not None
-        s = self.hat_scale if training else self.s_max
-        embeddings = self.task_embeddings(task_label)
-        gates = gate(embeddings, s)
-        if training:
-            self._training_gates = (task_label, s, embeddings, gates)
+        step = self._step_gates
+        if self.training and step is not None and step[0] == task_label:
+            gates = step[1]
+        else:
+            gates = gate(self.task_embeddings(task_label), self.s_max)
         return list(gates.split([m.num_units for m in masks]))
-
-    def take_training_gates(self, task_label: int, s: float) -> tuple[Tensor, Tensor] | None:
-        """``(embeddings, gates)`` of ``task_label`` at scale ``s`` from the last training
-        forward pass (concatenated over masks, with their autograd graph), or ``None``;
-        forgets them."""
-        found, self._training_gates = self._training_gates, None
-        if found is not None and found[0] == task_label and found[1] == s:
-            return found[2], found[3]
-        return None
 
     @torch.no_grad()
     def store_task_masks(self, task_label: int) -> None:

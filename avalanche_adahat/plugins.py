@@ -207,7 +207,8 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
         self.num_previous_tasks = 0
         self.num_batches = 1
         self.batch = 0
-        self.scale = self.s_max
+        self.s = self.s_max  # the annealed gate scale of the current step (HAT Eq. 3)
+        self._step_gates: Tensor | None = None
         self._ratios: Tensor | None = None  # [R_1, ..., R_L, total] of the last batch
         self._layer_sparsity: Tensor | None = None  # its first L entries, detached, when asked
         self._snapshots: list[tuple[Tensor, Tensor, Tensor]] = []
@@ -245,8 +246,7 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
         self._give_flush_back_on_errors(strategy)
         model = _hat_model(strategy.model)
         check_strategy(strategy, HATPlugin, self.per_experience)
-        model.s_max = self.s_max
-        model.task_embedding_init_mode = self.task_embedding_init_mode
+        model.begin_training(self.s_max, self.task_embedding_init_mode)
         self._warn_about_optimizer(strategy.optimizer)
 
     @property
@@ -297,11 +297,19 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
 
     def before_training_iteration(self, strategy, **kwargs):
         self.batch = min(self.batch + 1, self.num_batches)
-        self.scale = F.annealed_scale(self.batch, self.num_batches, self.s_max)
-        _unwrap(strategy.model).hat_scale = self.scale
+        self.s = F.annealed_scale(self.batch, self.num_batches, self.s_max)
+        # This step's gates of all masks as one vector (HAT Eq. 1), from the embedding
+        # values they were made from: the forward pass, the regulariser and the
+        # compensation all read these.
+        model = _unwrap(strategy.model)
+        self._step_embeddings = model.task_embeddings(self.task_label)
+        self._step_gates = F.gate(self._step_embeddings, self.s)
+        model.set_step_gates(self.task_label, self._step_gates)
         self._begin_flush()
 
     def after_training_iteration(self, strategy, **kwargs):
+        _unwrap(strategy.model).set_step_gates(None, None)  # frees the step's graph
+        self._step_gates = None
         self._end_flush()
 
     def _begin_flush(self) -> None:
@@ -349,17 +357,8 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
                 f"{strategy.experience.current_experience}, batch {self.batch}: stopping before it "
                 "corrupts parameters or masks (lower the learning rate or clip gradients)"
             )
-        # The forward pass's gates of all masks as one vector (recomputed if the
-        # model did not record them), and the embedding values they were made from.
-        model = _unwrap(strategy.model)
-        found = model.take_training_gates(self.task_label, self.scale)
-        if found is None:
-            embeddings = model.task_embeddings(self.task_label)
-            found = (embeddings, F.gate(embeddings, self.scale))
-        embeddings, gates = found
-        self._step_embeddings = embeddings  # read under no_grad in before_update
         weights, bias = self._sparsity_map
-        self._ratios = torch.addmv(bias, weights, gates)  # [R_1..R_L, c * total]
+        self._ratios = torch.addmv(bias, weights, self._step_gates)  # [R_1..R_L, c * total]
         self._layer_sparsity = None
         if self.mask_sparsity_reg_factor > 0:
             strategy.loss = loss + self._ratios[-1]  # HAT Eq. 5
@@ -426,7 +425,7 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
                 return
             values = torch.cat([v for v, _ in kept])
             grads = [g for _, g in kept]
-        factor = F.compensation_factor(values, self.scale, self.s_max, self.clamp_threshold)
+        factor = F.compensation_factor(values, self.s, self.s_max, self.clamp_threshold)
         torch._foreach_mul_(grads, factor.split([g.numel() for g in grads]))
 
     def after_update(self, strategy, **kwargs):
@@ -463,10 +462,10 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
         model = _hat_model(strategy.model)
         self.layer_sparsity = self.layer_sparsity  # detached: nothing of the graph is kept
         model.store_task_masks(self.task_label)
+        model.set_step_gates(None, None)
         if self.calibrate_task_inference:
             stats = TI.score_statistics(model, strategy.experience.dataset, self.task_label)
             model.store_task_score_stats(self.task_label, stats)
-        model.hat_scale = None
         self._rate_plan = None  # the masks changed: rates are laid out anew if asked for
         self._snapshots, self._private_snapshots = [], []
         self._step_embeddings = None

@@ -64,7 +64,7 @@ def test_gates_follow_training_state():
         mask.add_task(0, "N01")
     e = model.masks[0].embeddings["0"]
     model.train()
-    model.hat_scale = 2.0
+    model.set_step_gates(0, torch.sigmoid(2.0 * e))
     torch.testing.assert_close(model.task_gates(0)[0], torch.sigmoid(2.0 * e))
     model.eval()  # the task being trained, evaluated before it is stored: s_max
     torch.testing.assert_close(model.task_gates(0)[0], torch.sigmoid(400.0 * e))
@@ -74,9 +74,10 @@ def test_gates_follow_training_state():
     assert model.task_gates(7) is None  # never trained: no gate
 
 
-def test_training_forward_hands_its_gates_to_the_regulariser_once():
-    """The regulariser reuses the gates of the training forward pass (same tensors, same
-    graph) for the same task and scale only; a model holding them still copies and pickles."""
+def test_training_forward_uses_the_step_gates_it_is_given():
+    """The plugin hands each step's gates (one vector over all masks, with their graph) to
+    the model; training forwards of that task use views of it, nothing flows back, and a
+    model holding them still copies and pickles."""
     import copy
     import pickle
 
@@ -84,31 +85,28 @@ def test_training_forward_hands_its_gates_to_the_regulariser_once():
     model = HATMLP(4, (3, 5), 2)
     for mask in model.hat_masks():
         mask.add_task(0, "N01")
-    model.train()
-    model.hat_scale = 2.0
-    model(torch.randn(6, 4), 0)
-    assert copy.deepcopy(model)._training_gates is None
-    assert pickle.loads(pickle.dumps(model))._training_gates is None
-    assert model.take_training_gates(0, 3.0) is None  # another scale: not handed out
-    model(torch.randn(6, 4), 0)
-    assert model.take_training_gates(1, 2.0) is None  # another task
-    model(torch.randn(6, 4), 0)
-    embeddings, gates = model._training_gates[2:]
-    assert embeddings.requires_grad and gates.requires_grad
-    # One vector over all masks, in mask order: e^t and sigmoid(s e^t) (HAT Eq. 1).
+    embeddings = model.task_embeddings(0)
     expected = torch.cat([m.embeddings["0"] for m in model.hat_masks()])
-    assert torch.equal(embeddings, expected)
-    assert torch.equal(gates, torch.sigmoid(2.0 * expected))
-    taken = model.take_training_gates(0, 2.0)
-    assert taken[0] is embeddings and taken[1] is gates
-    assert model.take_training_gates(0, 2.0) is None  # handed out once
-    # The layers' gates are views of that vector.
+    assert torch.equal(embeddings, expected) and embeddings.requires_grad
+    gates = torch.sigmoid(2.0 * embeddings)  # HAT Eq. 1 on all masks at once
+    model.train()
+    model.set_step_gates(0, gates)
     per_layer = model.task_gates(0)
     assert [g.shape[0] for g in per_layer] == [3, 5]
-    assert torch.equal(torch.cat(per_layer), model._training_gates[3])
-    model.eval()
-    model(torch.randn(6, 4), 0)  # evaluation gates (s_max) are never recorded
-    assert model.take_training_gates(0, 400.0) is None
+    assert all(g._base is gates for g in per_layer)  # views of the step's vector
+    model(torch.randn(6, 4), 0).sum().backward()
+    assert model.masks[0].embeddings["0"].grad is not None  # through the given gates
+    assert copy.deepcopy(model)._step_gates is None
+    assert pickle.loads(pickle.dumps(model))._step_gates is None
+    model.eval()  # evaluation: s_max, whatever was handed in
+    torch.testing.assert_close(
+        model.task_gates(0)[1], torch.sigmoid(400.0 * model.masks[1].embeddings["0"])
+    )
+    model.train()
+    model.set_step_gates(None, None)  # no step gates: s_max
+    torch.testing.assert_close(
+        model.task_gates(0)[0], torch.sigmoid(400.0 * model.masks[0].embeddings["0"])
+    )
 
 
 def test_masks_travel_in_state_dict():

@@ -184,10 +184,11 @@ def test_summative_mask_counts_tasks_per_unit(tiny_benchmark):
 
 def test_annealing_uses_one_based_batches(tiny_benchmark):
     seen = []
+    hat = HATPlugin(s_max=10.0)
 
     class Spy(SupervisedPlugin):
         def before_forward(self, strategy, **kwargs):
-            seen.append(strategy.model.hat_scale)
+            seen.append(hat.s)
 
     model = HATMLP(8, (6,), 2)
     Naive(
@@ -195,7 +196,7 @@ def test_annealing_uses_one_based_batches(tiny_benchmark):
         optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
         train_mb_size=16,  # 48 samples: 3 batches per epoch
         train_epochs=2,
-        plugins=[HATPlugin(s_max=10.0), Spy()],
+        plugins=[hat, Spy()],
         evaluator=_quiet(),
     ).train(tiny_benchmark.train_stream[0])
     expected = [0.1, 0.1 + 9.9 / 2, 10.0]
@@ -432,18 +433,13 @@ class _StepRecorder(SupervisedPlugin):
         ]
 
 
-@pytest.mark.parametrize("recorded", [True, False], ids=["forward-gates", "recomputed-gates"])
 @pytest.mark.parametrize("mode", ["original", "cross"])
-def test_regulariser_and_embedding_compensation_in_a_training_step(mode, recorded, tiny_benchmark):
+def test_regulariser_and_embedding_compensation_in_a_training_step(mode, tiny_benchmark):
     """Inside Avalanche, on task 2: the loss gains ``c * total sparsity`` of the step's gates
     (HAT Eq. 5, Sec. 2.6) and each mask's embedding gradient is scaled by
-    ``s_max / s * (cosh(clamp(s e, -c, c)) + 1) / (cosh(e) + 1)`` (HAT Sec. 2.5), whether
-    the plugin reuses the forward pass's gates or (for a model that did not record
-    them) recomputes them."""
+    ``s_max / s * (cosh(clamp(s e, -c, c)) + 1) / (cosh(e) + 1)`` (HAT Sec. 2.5)."""
     torch.manual_seed(0)
     model = HATMLP(8, (12, 14), 2)
-    if not recorded:
-        model.take_training_gates = lambda task_label, s: None
     plugin = HATPlugin(mask_sparsity_reg_mode=mode, sparsity_guard_units=0, clamp_threshold=3.0)
     raw, adjusted = _StepRecorder(), _StepRecorder()
     strategy = Naive(
@@ -457,7 +453,7 @@ def test_regulariser_and_embedding_compensation_in_a_training_step(mode, recorde
     cumulative = [m.cumulative.clone() for m in model.hat_masks()]
     assert 0 < torch.cat(cumulative).sum() < torch.cat(cumulative).numel()
     strategy.train(tiny_benchmark.train_stream[1])
-    s, s_max = plugin.scale, plugin.s_max  # the last step's scale
+    s, s_max = plugin.s, plugin.s_max  # the last step's scale
     e64 = [e.double() for e, _ in raw.embeddings]
     gates = [torch.sigmoid(s * e) for e in e64]
     total, _ = F.network_sparsity(gates, [c.double() for c in cumulative], mode, 0)
