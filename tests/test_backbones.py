@@ -422,7 +422,6 @@ def test_converted_shared_head_matches_original_without_gates():
     "layer, kind",
     [
         (nn.LSTM(4, 4), "LSTM"),
-        (nn.Sequential(nn.Linear(4, 4)), "Sequential"),
         (nn.Conv1d(4, 4, 1), "Conv1d"),
         (nn.LayerNorm(4), "LayerNorm"),
     ],
@@ -437,9 +436,42 @@ def test_convert_rejects_unsupported_layers(layer, kind):
     assert nn.Linear in CONVERTIBLE_LAYERS
 
 
+def test_convert_traces_any_chain_of_layers_avalanche_simple_mlp_included():
+    """A module tree whose forward applies its layers in turn (Avalanche's SimpleMLP:
+    nested Sequentials and a view) converts like the flat Sequential of its layers."""
+    from avalanche.models import SimpleMLP
+
+    from avalanche_adahat.models.convert import layer_chain
+
+    torch.manual_seed(0)
+    original = SimpleMLP(num_classes=10, input_size=64, hidden_size=32, hidden_layers=2)
+    before = {k: v.clone() for k, v in original.state_dict().items()}
+    chain = layer_chain(original)
+    assert [type(m).__name__ for m in chain] == [
+        "Flatten", "Linear", "ReLU", "Dropout", "Linear", "ReLU", "Dropout", "Linear",
+    ]  # fmt: skip
+    hat = convert_to_hat(original, input_shape=(64,))
+    flat = convert_to_hat(nn.Sequential(*chain), input_shape=(64,))
+    assert [n for n, _ in hat.named_parameters()] == [n for n, _ in flat.named_parameters()]
+    assert [c.name for c in hat.covered_parameters()] == [c.name for c in flat.covered_parameters()]
+    assert len(hat.hat_masks()) == 2
+    assert all(torch.equal(v, original.state_dict()[k]) for k, v in before.items())  # untouched
+
+    class Residual(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(4, 4), nn.Linear(4, 2)
+
+        def forward(self, x):
+            return self.b(x + self.a(x))
+
+    with pytest.raises(TypeError, match="chain of layers.*add"):
+        convert_to_hat(Residual(), input_shape=(4,))
+
+
 def test_convert_rejects_bad_configurations():
-    with pytest.raises(TypeError, match="nn.Sequential"):
-        convert_to_hat(nn.Linear(4, 2), input_shape=(4,))
+    with pytest.raises(ValueError, match="at least one Linear or Conv2d"):
+        convert_to_hat(nn.Linear(4, 2), input_shape=(4,))  # a head and nothing to mask
     with pytest.raises(ValueError, match=r"layer 0 \(Linear.*2-d inputs.*Flatten"):
         convert_to_hat(nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2)), input_shape=(3, 4, 4))
     with pytest.raises(ValueError, match=r"layer 0 \(Conv2d.*groups=2"):

@@ -133,14 +133,70 @@ class HATSequential(HATBackbone):
         return covered
 
 
+#: Tensor methods and functions that only reshape a sample into a flat vector.
+_FLATTENING = {"view", "reshape", "flatten", torch.flatten}
+#: Calls that change nothing a layer sees (``size`` / ``contiguous`` around a ``view``).
+_NEUTRAL = {"contiguous", "size"}
+
+
+def layer_chain(model: nn.Module) -> list[nn.Module]:
+    """The layers ``model``'s forward applies one after another, in order.
+
+    A flat ``nn.Sequential`` is its own chain. Any other module tree (nested
+    containers, a module with its own ``forward`` such as Avalanche's
+    ``SimpleMLP``) is traced with ``torch.fx``: every call of a leaf module must
+    read the output of the previous one; a reshape of a sample into a vector
+    (``x.view(x.size(0), -1)``, ``torch.flatten(x, 1)``) becomes ``nn.Flatten``.
+    Anything else (a residual addition, a branch, a concatenation) is refused.
+    """
+    if isinstance(model, nn.Sequential) and not any(len(list(m.children())) for m in model):
+        return list(model)
+    if not list(model.children()):
+        return [model]  # one layer
+    try:
+        graph = torch.fx.symbolic_trace(model).graph
+    except Exception as e:  # a data-dependent forward cannot be traced
+        raise TypeError(
+            f"convert_to_hat converts a module whose forward applies its layers one after "
+            f"another; {type(model).__name__} could not be traced with torch.fx ({e})"
+        ) from None
+    modules = dict(model.named_modules())
+    layers: list[nn.Module] = []
+    current = None
+    for node in graph.nodes:
+        if node.op == "placeholder":
+            current = node if current is None else current
+        elif node.op == "output":
+            if node.args[0] is not current:
+                raise TypeError(f"{type(model).__name__}'s output is not its last layer's output")
+        elif node.target in _NEUTRAL and node.all_input_nodes[:1] == [current]:
+            current = node if node.target == "contiguous" else current
+        elif node.op == "call_module" and node.all_input_nodes == [current]:
+            layers.append(modules[node.target])
+            current = node
+        elif node.target in _FLATTENING and current in node.all_input_nodes:
+            layers.append(nn.Flatten())
+            current = node
+        else:
+            raise TypeError(
+                f"convert_to_hat converts a chain of layers; {type(model).__name__}'s forward "
+                f"has {node.op} {getattr(node.target, '__name__', node.target)!r} on "
+                f"{[str(a) for a in node.all_input_nodes]} (a branch, residual addition or "
+                f"other operation between layers); supported layers are {_supported_text()}"
+            )
+    return layers
+
+
 def convert_to_hat(
-    model: nn.Sequential,
+    model: nn.Module,
     *,
     input_shape: Sequence[int],
     num_classes: int | None = None,
     multi_head: bool = True,
 ) -> HATSequential:
-    """Build the HAT version of a plain ``nn.Sequential`` classifier.
+    """Build the HAT version of a plain classifier: an ``nn.Sequential``, or any module
+    whose forward applies its layers one after another (:func:`layer_chain`), such as
+    Avalanche's ``SimpleMLP``.
 
     The result has the same layers with copied (deep-copied, never shared)
     weights, plus:
@@ -185,11 +241,6 @@ def convert_to_hat(
         (grouped conv, partial ``Flatten``, ...), a shape that does not fit,
         or a model without a hidden weighted layer or final ``Linear``.
     """
-    if not isinstance(model, nn.Sequential):
-        raise TypeError(
-            f"convert_to_hat converts an nn.Sequential, got {type(model).__name__}; "
-            f"supported layers are {_supported_text()}"
-        )
     check_bool("multi_head", multi_head)
     try:
         input_shape = tuple(int(d) for d in input_shape)
@@ -203,7 +254,7 @@ def convert_to_hat(
             f"input_shape must be a non-empty sequence of positive integers (one sample, no "
             f"batch dimension), got {input_shape!r}"
         )
-    layers = list(model)
+    layers = layer_chain(model)
     if len(layers) == 0:
         raise ValueError("convert_to_hat needs a non-empty nn.Sequential ending with a Linear")
     for i, layer in enumerate(layers):
@@ -225,7 +276,7 @@ def convert_to_hat(
             "head): HAT masks sit on the hidden layers"
         )
 
-    shapes = _trace_shapes(model, input_shape)  # shapes[i]: input of layer i; shapes[-1]: output
+    shapes = _trace_shapes(nn.Sequential(*layers), input_shape)  # input of each layer, then output
     for i, layer in enumerate(layers):
         need = 2 if isinstance(layer, nn.Linear) else 4 if isinstance(layer, nn.Conv2d) else None
         if need is not None and len(shapes[i]) != need:
