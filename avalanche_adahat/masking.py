@@ -19,7 +19,22 @@ from torch import Tensor, nn
 
 from .functional import INIT_MODES, gate
 
-__all__ = ["CoveredParameter", "HATMask", "HATModule", "init_embedding"]
+__all__ = ["CoveredParameter", "HATMask", "HATModule", "gate_units", "init_embedding"]
+
+
+def gate_units(h: Tensor, g: Tensor, repeat: int = 1) -> Tensor:
+    """``h`` with its units (dim 1) multiplied by the gate ``g`` (HAT Eq. 1's mask).
+
+    ``g`` is one value per unit, ``(units,)``, or per sample, ``(N, units)`` (a
+    superposition of masks, see :mod:`avalanche_adahat.task_inference`). Channel
+    gates broadcast over spatial positions; ``repeat > 1``: each unit covers that
+    many consecutive features (a channel after a ``Flatten``).
+    """
+    if repeat > 1:
+        g = g.repeat_interleave(repeat, dim=-1)
+    if h.dim() > 2:
+        g = g.reshape(*g.shape, *([1] * (h.dim() - 2)))
+    return h * g
 
 
 def init_embedding(embedding: Tensor, mode: str, previous: Tensor | None = None) -> Tensor:
@@ -162,11 +177,14 @@ class HATModule(MultiTaskModule):
         self.last_inferred_tasks: Tensor | None = None
         # (task label, gates) of the current training step (see set_step_gates).
         self._step_gates: tuple[int, Tensor] | None = None
+        # Per-layer gates that replace every task's (task inference's mask superposition).
+        self._gate_override: list[Tensor] | None = None
 
     def __getstate__(self):
         state = super().__getstate__()
         state = dict(state)
         state["_step_gates"] = None  # part of an autograd graph: never copied
+        state["_gate_override"] = None
         return state
 
     def begin_training(self, s_max: float, task_embedding_init_mode: str) -> None:
@@ -174,6 +192,11 @@ class HATModule(MultiTaskModule):
         of new task embeddings (:func:`init_embedding`)."""
         self.s_max = float(s_max)
         self.task_embedding_init_mode = task_embedding_init_mode
+
+    def override_gates(self, gates: list[Tensor] | None) -> None:
+        """Use these per-layer gates (``(units,)`` or ``(N, units)`` each, mask order) in
+        every forward pass, whatever the task, until ``None`` is given."""
+        self._gate_override = gates
 
     def set_step_gates(self, task_label: int | None, gates: Tensor | None) -> None:
         """The soft gates ``sigmoid(s e^t)`` of the training task for this step, as one
@@ -294,6 +317,8 @@ class HATModule(MultiTaskModule):
         concatenated embeddings) and handed out as views, one per mask.
         """
         masks = self.hat_masks()
+        if self._gate_override is not None:
+            return self._gate_override
         if masks[0].is_stored(task_label):
             return [m.stored_mask(task_label) for m in masks]
         if not masks[0].has_embedding(task_label):

@@ -14,7 +14,13 @@ Rules (:data:`RULES`), each a function of one task's logits ``z`` over its class
 - ``"msp"``: maximum softmax probability ``max softmax(z)`` (Hendrycks & Gimpel, 2017);
 - ``"entropy"``: negative entropy ``-H(softmax(z))`` (SupSup's criterion, Wortsman
   et al., 2020, evaluated per task instead of through a mask superposition);
-- ``"energy"``: ``logsumexp(z)``, the negative free energy (Liu et al., 2020).
+- ``"energy"``: ``logsumexp(z)``, the negative free energy (Liu et al., 2020);
+- ``"oneshot"``: SupSup's one-shot rule (Wortsman et al., 2020, Sec. 3.2) on HAT's
+  masks: every sample runs through the superposition ``sum_t a_t M^t`` of all
+  stored masks (``a_t = 1/T``), every head reads the superposed features, and the
+  task whose weight ``a_t`` lowers the entropy of the joint prediction over all
+  classes the most is picked: the score is ``-dH/da_t``. One backward pass per
+  batch; no data beyond the test batch.
 
 With ``calibrated=True`` each task's score is shifted by the mean of that score
 on the task's own training data, measured once when the task finishes (no test
@@ -37,10 +43,11 @@ __all__ = [
     "score_statistics",
     "task_classes",
     "task_logits",
+    "oneshot_scores",
     "task_scores",
 ]
 
-RULES = ("msp", "entropy", "energy")
+RULES = ("msp", "entropy", "energy", "oneshot")
 #: The rule used when ``task_ids="per_experience"`` names none.
 DEFAULT_RULE = "energy"
 
@@ -61,6 +68,30 @@ def task_scores(logits: Tensor, active: Tensor, rule: str) -> Tensor:
         p = log_p.exp()
         return (p * log_p.masked_fill(~active[:, None, :], 0.0)).sum(dim=-1)
     raise ValueError(f"task inference rule must be one of {RULES}, got {rule!r}")
+
+
+def oneshot_scores(model, x: Tensor, tasks: list[int], active: Tensor) -> Tensor:
+    """``-dH/da_t`` at ``a = 1/T`` (SupSup's one-shot rule, see the module docstring), ``(T, B)``."""
+    width = active.shape[1]
+    stored = [torch.stack([m.stored_mask(t) for t in tasks]) for m in model.hat_masks()]
+    with torch.enable_grad():
+        a = torch.full(
+            (x.shape[0], len(tasks)), 1.0 / len(tasks), dtype=stored[0].dtype, device=x.device
+        )
+        a.requires_grad_(True)
+        model.override_gates([a @ masks for masks in stored])  # (B, units) per layer
+        try:
+            logits = task_logits(model, x, tasks, width)  # every head on the same features
+        finally:
+            model.override_gates(None)
+        # Joint prediction: each class's logit from the head of the task that owns it.
+        owner = active.float().argmax(dim=0)
+        joint = logits.gather(0, owner.view(1, 1, -1).expand(1, x.shape[0], -1))[0]
+        joint = joint.masked_fill(~active.any(dim=0), float("-inf"))
+        log_p = torch.log_softmax(joint, dim=-1)
+        entropy = -(log_p.exp() * log_p.nan_to_num(neginf=0.0)).sum()
+        (grad,) = torch.autograd.grad(entropy, a)
+    return -grad.t()
 
 
 def _multi_head(model) -> MultiHeadClassifier:
@@ -106,7 +137,10 @@ def infer(model, x: Tensor, rule: str, calibration: Tensor | None = None):
     width = model.max_class_label
     logits = task_logits(model, x, tasks, width)
     active = task_classes(model, tasks, width)
-    scores = task_scores(logits, active, rule)
+    if rule == "oneshot":
+        scores = oneshot_scores(model, x, tasks, active)
+    else:
+        scores = task_scores(logits, active, rule)
     if calibration is not None:
         scores = scores - calibration[:, :1]
     choice = scores.argmax(dim=0)
@@ -114,6 +148,13 @@ def infer(model, x: Tensor, rule: str, calibration: Tensor | None = None):
     chosen = chosen.masked_fill(~active[choice], MASKED_LOGIT)
     labels = torch.tensor(tasks, device=choice.device)[choice]
     return chosen, labels
+
+
+def _own_score(logits: Tensor, active: Tensor, rule: str) -> Tensor:
+    """A task's score on its own data; ``oneshot`` compares tasks, so it has none (0)."""
+    if rule == "oneshot":
+        return logits.new_zeros(logits.shape[1])
+    return task_scores(logits, active, rule)[0]
 
 
 @torch.no_grad()
@@ -129,7 +170,7 @@ def score_statistics(model, dataset, task_label: int, batch_size: int = 256) -> 
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size)
     for batch in loader:
         logits = task_logits(model, batch[0].to(device), [task_label], width)
-        scores.append(torch.stack([task_scores(logits, active, r)[0] for r in RULES], dim=1))
+        scores.append(torch.stack([_own_score(logits, active, r) for r in RULES], dim=1))
     model.train(was_training)
     scores = torch.cat(scores)
     return torch.stack([scores.mean(dim=0), scores.std(dim=0)], dim=1)

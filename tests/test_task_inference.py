@@ -13,6 +13,8 @@ from avalanche_adahat.models import HATMLP
 from avalanche_adahat.task_id_metrics import task_id_accuracy_metrics
 from avalanche_adahat.task_inference import MASKED_LOGIT, RULES, task_scores
 
+LOGIT_RULES = ("msp", "entropy", "energy")  # functions of each task's own logits
+
 
 @pytest.fixture(scope="module")
 def class_incremental():
@@ -41,7 +43,7 @@ def test_task_scores_by_hand():
         "entropy": [sum(p * math.log(p) for p in p0), 0.0],
         "energy": [math.log(math.exp(2) + 1), 3.0],
     }
-    for rule in RULES:
+    for rule in LOGIT_RULES:
         got = task_scores(logits, active, rule)[:, 0].tolist()
         assert got == pytest.approx(expected[rule], rel=1e-6), rule
 
@@ -66,7 +68,7 @@ def test_each_rule_finds_the_task_of_well_separated_data(rule, class_incremental
     assert accuracy <= task_acc + 1e-9  # a wrong task can only give a wrong class
 
 
-@pytest.mark.parametrize("rule", RULES)
+@pytest.mark.parametrize("rule", LOGIT_RULES)
 def test_infer_picks_the_most_confident_task_for_each_rule(rule, monkeypatch, class_incremental):
     """With designed logits the right task is known: sample 0 is confident under task 1,
     sample 1 under task 0 (every rule agrees on these)."""
@@ -166,3 +168,38 @@ def test_calibration_statistics_are_each_tasks_own_training_scores(class_increme
     fresh = HATMLP(8, (16,))
     fresh.load_state_dict(model.state_dict())  # carried by checkpoints
     assert torch.equal(fresh.task_score_stats(0), stats)
+
+
+def test_oneshot_score_is_minus_the_entropy_gradient_of_the_mask_superposition(class_incremental):
+    """SupSup's one-shot rule: -dH/da_t of the joint prediction's entropy at a = 1/T,
+    checked against central differences of H with the superposed gates built by hand."""
+    from avalanche_adahat.task_inference import oneshot_scores, task_classes, task_logits
+
+    torch.manual_seed(0)
+    model = HATMLP(8, (16, 16))
+    strategy = _strategy(model, task_ids="per_experience", task_inference="oneshot")
+    for exp in class_incremental.train_stream:
+        strategy.train(exp)
+    model.eval()
+    model.double()
+    x = stacked_inputs(class_incremental.test_stream[0].dataset)[:3].double()
+    tasks = model.trained_tasks()
+    active = task_classes(model, tasks, 6)
+    scores = oneshot_scores(model, x, tasks, active)
+    stored = [torch.stack([m.stored_mask(t) for t in tasks]) for m in model.hat_masks()]
+
+    def entropy(a):  # the joint prediction over all classes, each from its task's head
+        model.override_gates([a @ masks for masks in stored])
+        logits = task_logits(model, x, tasks, 6)
+        model.override_gates(None)
+        joint = torch.stack([logits[c // 2, :, c] for c in range(6)], dim=1)
+        p = torch.softmax(joint, dim=1)
+        return -(p * p.log()).sum()
+
+    base = torch.full((3, 3), 1.0 / 3, dtype=torch.float64)
+    for b in range(3):
+        for t in range(3):
+            step = torch.zeros_like(base)
+            step[b, t] = 1e-6
+            numeric = (entropy(base + step) - entropy(base - step)) / 2e-6
+            assert scores[t, b].item() == pytest.approx(-numeric.item(), rel=1e-4, abs=1e-8)

@@ -9,7 +9,7 @@ from avalanche.models import IncrementalClassifier, MultiHeadClassifier
 from torch import Tensor, nn
 
 from ..checks import check_positive_int
-from ..masking import HATMask, HATModule
+from ..masking import HATMask, HATModule, gate_units
 
 __all__ = ["HATBackbone", "TaskBatchNorm", "apply_gate", "make_head"]
 
@@ -181,10 +181,7 @@ def apply_gate(h: Tensor, gates: dict[int, Tensor] | None, mask: HATMask) -> Ten
     over spatial positions. ``gates=None``: no gating."""
     if gates is None:
         return h
-    g = gates[id(mask)]
-    if h.dim() == 4:
-        return h * g.view(1, -1, 1, 1)
-    return h * g
+    return gate_units(h, gates[id(mask)])
 
 
 def make_head(in_features: int, num_classes: int | None, multi_head: bool) -> nn.Module:

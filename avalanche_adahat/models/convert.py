@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from ..checks import check_bool, check_positive_int
-from ..masking import CoveredParameter, HATMask
+from ..masking import CoveredParameter, HATMask, gate_units
 from ._common import HATBackbone, TaskBatchNorm, make_head
 
 __all__ = ["CONVERTIBLE_LAYERS", "HATSequential", "convert_to_hat"]
@@ -110,11 +110,7 @@ class HATSequential(HATBackbone):
             point = self._mask_points.get(i)
             if point is not None and gates is not None:
                 mask_index, repeat = point
-                g = gates[mask_index]
-                if h.dim() == 4:
-                    h = h * g.view(1, -1, 1, 1)
-                else:
-                    h = h * (g.repeat_interleave(repeat) if repeat > 1 else g)
+                h = gate_units(h, gates[mask_index], repeat)
         return self._head_forward(h, task_label)
 
     def covered_parameters(self) -> list[CoveredParameter]:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 from ..checks import check_bool, check_positive_int, check_probability
-from ..masking import CoveredParameter, HATMask, HATModule
+from ..masking import CoveredParameter, HATMask, HATModule, gate_units
 from ._common import make_head
 
 __all__ = ["HATMLP"]
@@ -73,7 +73,7 @@ class HATMLP(HATModule):
         for i, layer in enumerate(self.layers):
             h = layer(h).relu()
             if gates is not None:
-                h = h * gates[i]
+                h = gate_units(h, gates[i])
             h = self.dropout(h)
         return self.head(h, task_label) if self.multi_head else self.head(h)
 
