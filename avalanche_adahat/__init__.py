@@ -8,7 +8,7 @@
 
 from . import checkpointing as _checkpointing  # noqa: F401  (dill fix)
 from .masking import CoveredParameter, HATMask, HATModule
-from .plugins import AdaHATPlugin, HATPlugin
+from .plugins import PAPER_ADAHAT, AdaHATPlugin, HATPlugin
 from .strategies import HAT, AdaHAT
 
 __version__ = "0.1.0.dev0"
@@ -21,5 +21,6 @@ __all__ = [
     "HATMask",
     "HATModule",
     "HATPlugin",
+    "PAPER_ADAHAT",
     "__version__",
 ]

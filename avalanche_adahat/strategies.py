@@ -107,7 +107,7 @@ class AdaHAT(SupervisedTemplate):
         task_embedding_init_mode: str = "N01",
         embedding_clamp: float | None = None,
         clip_grad_norm: float | None = None,
-        protect: str = "gradient",
+        protect: str = "update",
         sparsity_guard_units: int = 10,
         check_finite: bool = True,
         task_ids: str = "given",

@@ -380,8 +380,10 @@ def adjust_parameter_sized(strategy) -> None:
 
 
 def bench_adjustment(strategy, reps: int, device: torch.device, col: int = 1) -> dict:
-    """Median ns per covered parameter element of both implementations, interleaved."""
+    """Median ns per covered parameter element of both implementations, interleaved
+    (the gradient adjustment: the plugin runs with ``protect="gradient"`` here)."""
     plugin, model = strategy.hat_plugin, strategy.model
+    plugin.protect = "gradient"
     covered = model.covered_parameters()
     n_params = sum(cp.param.numel() for cp in covered)
     g = torch.Generator(device="cpu").manual_seed(0)

@@ -128,12 +128,16 @@ PLUGINS = {
     "hat": lambda: HATPlugin(adjustment_mode="hat"),
     "hat_const_alpha": lambda: HATPlugin(adjustment_mode="hat_const_alpha", alpha=0.3),
     "hat_const_1": lambda: HATPlugin(adjustment_mode="hat_const_1"),
-    "adahat": lambda: AdaHATPlugin(adjustment_intensity=0.05, sparsity_guard_units=0),
-    "adahat_no_sum": lambda: AdaHATPlugin(
-        adjustment_mode="adahat_no_sum", adjustment_intensity=0.05, sparsity_guard_units=0
+    # protect="gradient": these tests read the adjusted gradients (SPEC §3)
+    "adahat": lambda: AdaHATPlugin(
+        adjustment_intensity=0.05, sparsity_guard_units=0, protect="gradient"
     ),
+    "adahat_no_sum": lambda: AdaHATPlugin(
+        adjustment_mode="adahat_no_sum", adjustment_intensity=0.05, sparsity_guard_units=0,
+        protect="gradient",
+    ),  # fmt: skip
     "adahat_no_reg": lambda: AdaHATPlugin(
-        adjustment_mode="adahat_no_reg", adjustment_intensity=0.05
+        adjustment_mode="adahat_no_reg", adjustment_intensity=0.05, protect="gradient"
     ),
 }
 
