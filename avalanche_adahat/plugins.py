@@ -158,15 +158,18 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
         check_finite: bool = True,
         task_ids: str = "given",
         task_inference: str | None = None,
-        calibrate_task_inference: bool = False,
+        calibrate_task_inference: bool | None = None,
     ):
         super().__init__()
         check_one_of("adjustment_mode", adjustment_mode, self.allowed_modes)
         check_one_of("task_ids", task_ids, TASK_ID_MODES)
         check_one_of("task_inference", task_inference, (None, *TI.RULES))
-        check_bool("calibrate_task_inference", calibrate_task_inference)
+        if calibrate_task_inference is not None:
+            check_bool("calibrate_task_inference", calibrate_task_inference)
         if task_ids == "per_experience" and task_inference is None:
             task_inference = TI.DEFAULT_RULE
+        if calibrate_task_inference is None:  # on where task inference is the point
+            calibrate_task_inference = task_ids == "per_experience"
         if calibrate_task_inference and task_inference is None:
             raise ValueError(
                 "calibrate_task_inference=True needs task_inference (one of "

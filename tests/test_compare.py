@@ -145,7 +145,8 @@ def test_console_help():
     assert r.returncode == 0
     for option in ("--benchmark", "--strategies", "--set", "--model", "--epochs", "--batch-size",
                    "--optimizer", "--lr", "--seeds", "--device", "--output", "--config",
-                   "--data-root", "split_fmnist", "packnet", "ewc_lambda"):  # fmt: skip
+                   "--data-root", "split_fmnist", "packnet", "ewc_lambda", "--scenario",
+                   "replay_200", "icarl", "gdumb", "hat_energy"):  # fmt: skip
         assert option in r.stdout
 
 
@@ -336,7 +337,9 @@ def test_registry_specs_build_their_strategies():
         cls = spec.strategy_class()
         assert set(spec.defaults) <= spec.allowed_params(), name
         assert spec.hat_family == isinstance(spec, registry.HATSpec), name
-        if spec.hat_family:
+        if spec.hat_family and spec.scenarios == ("class",):  # hat_<rule>[_cal]
+            assert spec.mode == "hat" and spec.defaults["task_inference"] in name
+        elif spec.hat_family:
             assert spec.mode == name and issubclass(cls, AdaHAT) == name.startswith("adahat")
     uses_alpha = [n for n, s in registry.STRATEGIES.items() if getattr(s, "uses_alpha", False)]
     assert uses_alpha == ["hat_const_alpha"]
@@ -512,3 +515,125 @@ def test_report_command(tmp_path, capsys):
     assert main(["report", str(tmp_path / "none"), "-o", str(out)]) == 2
     err = capsys.readouterr().err
     assert "has no results.json" in err and len(err.strip().splitlines()) == 1
+
+
+# --------------------------------------------------------------------------- class-incremental
+@pytest.mark.parametrize(
+    "args, reason",
+    [
+        (["--scenario", "domain"], "--scenario must be task or class"),
+        (
+            ["--scenario", "class", "--benchmark", "permuted_digits"],
+            "--scenario class runs on split_digits, split_fmnist only, not 'permuted_digits'",
+        ),
+        (["--scenario", "class", "--strategies", "packnet", "--epochs", "2"], "task only"),
+        (["--strategies", "icarl"], "'icarl' runs in --scenario class only"),
+        (["--strategies", "hat_energy"], "class only"),
+        (
+            ["--scenario", "class", "--strategies", "naive", "--model", "alexnet"],
+            "needs --model mlp",
+        ),
+        (["--scenario", "class", "--set", "hat.task_inference=bogus"], "task_inference"),
+    ],
+)
+def test_scenario_option_validation(args, reason, capsys, tmp_path):
+    assert main(["compare", "--progress", "none", *args, "--output", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert reason in err and "\n" not in err and "Traceback" not in err
+
+
+def test_scenario_config_key(tmp_path):
+    from avalanche_adahat.compare import build_config, build_parser
+
+    args = build_parser().parse_args(["--scenario", "class"])
+    assert build_config(args)["scenario"] == "class"
+    assert build_config(build_parser().parse_args([]))["scenario"] == "task"
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"scenario": "class", "benchmark": "split_fmnist"}))
+    config = build_config(build_parser().parse_args(["--config", str(cfg)]))
+    assert config["scenario"] == "class" and config["benchmark"] == "split_fmnist"
+
+
+@pytest.fixture(scope="module")
+def class_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("compare_cil")
+    argv = [
+        "compare", "--scenario", "class", "--benchmark", "split_digits",
+        "--strategies", "hat,naive,hat_energy_cal", "--set", "hat.task_inference=entropy",
+        "--train-per-task", "60", "--epochs", "1", "--seeds", "0", "--threads", "1",
+        "--set", "model.hidden_sizes=[32]", "--progress", "none", "--output", str(out),
+    ]  # fmt: skip
+    assert main(argv) == 0
+    return out, json.loads((out / "results.json").read_text())
+
+
+def test_class_incremental_run(class_run):
+    out, res = class_run
+    assert res["config"]["scenario"] == "class"
+    assert res["config"]["params"]["hat"] == {"task_inference": "entropy"}
+    for name, s in res["strategies"].items():
+        run = s["per_seed"]["0"]
+        m = run["acc_matrix"]
+        assert len(m) == 5 and all(_in_unit(v) for i, row in enumerate(m) for v in row[: i + 1])
+        assert all(v is None for i, row in enumerate(m) for v in row[i + 1 :])
+        if name == "naive":
+            assert s["task_id_acc"] is None and run["task_id_acc_curve"] is None
+        else:  # HAT family: task inferred, its accuracy recorded after every experience
+            assert _in_unit(s["task_id_acc"]) and s["task_id_acc_std"] == 0.0
+            curve = run["task_id_acc_curve"]
+            assert len(curve) == 5 and curve[0] == pytest.approx(1.0)  # one task: always right
+            assert run["task_id_acc"] == curve[-1]
+            assert _in_unit(s["capacity"])
+    md = (out / "results.md").read_text()
+    assert "(class-incremental)" in md and "task-id acc |" in md
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert "task_id_acc" in rows[0]
+
+
+def test_class_incremental_models_and_benchmark():
+    from avalanche_adahat.compare import registry
+    from avalanche_adahat.compare.run import _benchmark_shape
+
+    benchmark = registry.BENCHMARKS["split_digits"].build_class(5, 0, None)
+    assert all(set(e.task_labels) == {0} for e in benchmark.train_stream)
+    assert [sorted(e.classes_in_this_experience) for e in benchmark.train_stream][1] == [2, 3]
+    shape, classes = _benchmark_shape(benchmark, "class")
+    assert classes == 10 and _benchmark_shape(benchmark)[1] == 2
+    config = {"scenario": "class", "model": "mlp", "model_params": {"hidden_sizes": [16, 8]}}
+    model = registry.STRATEGIES["naive"].build_model(config, shape, classes)
+    assert [m.out_features for m in model if isinstance(m, torch.nn.Linear)] == [16, 8, 10]
+    hat = registry.STRATEGIES["hat"].build_model(config, shape, classes)
+    assert type(hat).__name__ == "HATMLP"
+    task = registry.STRATEGIES["naive"].build_model({**config, "scenario": "task"}, shape, 2)
+    assert type(task).__name__ == "HATMLP"  # task scenario unchanged: the HAT backbone
+
+
+def test_task_incremental_default_unchanged(digits_run):
+    """Without --scenario: task labels, no task inference, no task-id column."""
+    out, res = digits_run
+    assert res["config"]["scenario"] == "task"
+    for s in res["strategies"].values():
+        assert s["task_id_acc"] is None
+        assert all(r["task_id_acc"] is None for r in s["per_seed"].values())
+    md = (out / "results.md").read_text()
+    assert "task-id acc" not in md and "class-incremental" not in md
+    assert "task_id_acc" not in next(csv.DictReader(open(out / "results.csv")))
+
+
+def test_merge_checks_the_scenario(digits_run, class_run, tmp_path, capsys):
+    """Class- and task-incremental runs never merge; a results.json older than --scenario
+    (no ``scenario`` key) counts as task-incremental."""
+    task_out, task_res = digits_run
+    class_out, _ = class_run
+    assert main(["merge", str(task_out), str(class_out), "-o", str(tmp_path / "x")]) == 2
+    assert "in scenario: 'class' vs 'task'" in capsys.readouterr().err
+    old = tmp_path / "old"
+    old.mkdir()
+    legacy = json.loads(json.dumps(task_res))
+    del legacy["config"]["scenario"]
+    legacy["strategies"] = {"hat": legacy["strategies"]["hat"]}
+    legacy["strategies"]["hat"]["per_seed"] = {"7": legacy["strategies"]["hat"]["per_seed"]["0"]}
+    (old / "results.json").write_text(json.dumps(legacy))
+    assert main(["merge", str(task_out), str(old), "-o", str(tmp_path / "m")]) == 0
+    merged = json.loads((tmp_path / "m" / "results.json").read_text())
+    assert merged["config"]["scenario"] == "task" and merged["config"]["seeds"] == [0, 1, 7]

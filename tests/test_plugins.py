@@ -133,7 +133,9 @@ PLUGINS = {
         adjustment_intensity=0.05, sparsity_guard_units=0, protect="gradient"
     ),
     "adahat_no_sum": lambda: AdaHATPlugin(
-        adjustment_mode="adahat_no_sum", adjustment_intensity=0.05, sparsity_guard_units=0,
+        adjustment_mode="adahat_no_sum",
+        adjustment_intensity=0.05,
+        sparsity_guard_units=0,
         protect="gradient",
     ),  # fmt: skip
     "adahat_no_reg": lambda: AdaHATPlugin(

@@ -58,7 +58,9 @@ def test_class_incremental_stream_without_the_opt_in_names_it(class_incremental)
 def test_each_rule_finds_the_task_of_well_separated_data(rule, class_incremental):
     torch.manual_seed(0)
     model = HATMLP(8, (32, 32))
-    strategy = _strategy(model, task_ids="per_experience", task_inference=rule)
+    strategy = _strategy(
+        model, task_ids="per_experience", task_inference=rule, calibrate_task_inference=False
+    )
     for exp in class_incremental.train_stream:
         strategy.train(exp)
     results = strategy.eval(class_incremental.test_stream)
@@ -203,3 +205,12 @@ def test_oneshot_score_is_minus_the_entropy_gradient_of_the_mask_superposition(c
             step[b, t] = 1e-6
             numeric = (entropy(base + step) - entropy(base - step)) / 2e-6
             assert scores[t, b].item() == pytest.approx(-numeric.item(), rel=1e-4, abs=1e-8)
+
+
+def test_per_experience_defaults_to_calibrated_entropy():
+    from avalanche_adahat import HATPlugin
+
+    plugin = HATPlugin(task_ids="per_experience")
+    assert (plugin.task_inference, plugin.calibrate_task_inference) == ("entropy", True)
+    given = HATPlugin()
+    assert (given.task_inference, given.calibrate_task_inference) == (None, False)

@@ -5,6 +5,15 @@ every seed, evaluates every seen test experience after each training
 experience, and writes ``results.json``, ``results.csv``, ``results.md`` and
 PNG plots to ``--output``.
 
+- ``--scenario class`` (split_digits, split_fmnist) runs the benchmark
+  class-incremental instead: no task labels, global class ids. The HAT family
+  trains one new task per experience (``task_ids="per_experience"``) and infers
+  each test sample's task (its ``task_inference`` parameter, default ``"entropy"``, calibrated;
+  ``hat_msp``, ``hat_energy_cal``, ... fix one rule each); its task-id accuracy
+  (``TaskIdAcc_Stream``) is recorded as ``task_id_acc``. Every other strategy
+  trains a plain MLP of the same hidden sizes with one ``Linear`` head over all
+  classes (ICaRL: its body + a nearest-class-mean classifier). The accuracy
+  matrix is still reported over seen experiences only.
 - Benchmarks, models and strategies live in registries (:data:`BENCHMARKS`,
   :data:`MODELS`, :data:`STRATEGIES`); :func:`register_model` adds a backbone.
 - The accuracy matrix ``A[i][j]`` is the accuracy on test experience ``j``
@@ -33,9 +42,11 @@ from .errors import CompareError
 from .registry import (
     BENCHMARKS,
     MODELS,
+    SCENARIOS,
     STRATEGIES,
     BenchmarkSpec,
     HATSpec,
+    ICaRLSpec,
     PackNetSpec,
     StrategySpec,
     register_model,
@@ -54,7 +65,9 @@ __all__ = [
     "CapacityRecorder",
     "CompareError",
     "HATSpec",
+    "ICaRLSpec",
     "PackNetSpec",
+    "SCENARIOS",
     "StrategySpec",
     "build_config",
     "build_parser",

@@ -10,7 +10,7 @@ import sys
 from .. import benchmarks as bm
 from .config import DEFAULTS, build_config, progress_mode
 from .errors import CompareError
-from .registry import BENCHMARKS, MODELS, STRATEGIES
+from .registry import BENCHMARKS, MODELS, STRATEGIES, TASK_INFERENCE_RULES
 from .report import results_markdown, write_report
 from .results import merge_results
 from .run import run_compare
@@ -28,7 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="avalanche-adahat compare",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=(
-            "Compare HAT, AdaHAT and Avalanche's baselines on one task-incremental benchmark.\n"
+            "Compare HAT, AdaHAT and Avalanche's baselines on one task-incremental (or, with\n"
+            "--scenario class, class-incremental) benchmark.\n"
             "Writes results.json, results.csv, results.md and PNG plots to --output."
         ),
         epilog=(
@@ -49,6 +50,18 @@ def build_parser() -> argparse.ArgumentParser:
         choices=None,
         metavar="NAME",
         help=f"benchmark (default {DEFAULTS['benchmark']}): {', '.join(BENCHMARKS)}",
+    )
+    a(
+        "--scenario",
+        metavar="NAME",
+        help="task (default): task-incremental, task labels given, one head per task; "
+        "class: class-incremental (split_digits, split_fmnist only): no task labels, global "
+        "class ids; the HAT family trains one task per experience and infers each test "
+        "sample's task (--set hat.task_inference="
+        + "|".join(TASK_INFERENCE_RULES)
+        + ", default entropy, calibrated; "
+        "--set hat.calibrate_task_inference=true), the other strategies train an MLP of "
+        "the same hidden sizes with one head over all classes",
     )
     a(
         "--n-experiences",
@@ -133,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         config = build_config(args)
         if progress_mode(config) != "none":
             print(
-                f"compare: {config['benchmark']}, strategies {','.join(config['strategies'])}, "
+                f"compare: {config['benchmark']} ({config['scenario']}-incremental), strategies {','.join(config['strategies'])}, "
                 f"seeds {','.join(map(str, config['seeds']))} -> {config['output']}",
                 flush=True,
             )

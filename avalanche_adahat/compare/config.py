@@ -16,12 +16,13 @@ else:  # Python 3.10: the same parser as a package (a dependency there)
     import tomli as tomllib
 
 from .errors import CompareError
-from .registry import BENCHMARKS, MODELS, STRATEGIES
+from .registry import BENCHMARKS, MODELS, SCENARIOS, STRATEGIES
 
 __all__ = ["DEFAULTS", "build_config", "progress_mode", "strategy_params"]
 
 DEFAULTS: dict[str, Any] = {
     "benchmark": "split_digits",
+    "scenario": "task",
     "n_experiences": None,
     "strategies": ["adahat", "hat", "naive", "ewc"],
     "model": "mlp",
@@ -135,6 +136,16 @@ def _validate(config: dict) -> None:
         raise CompareError(
             f"unknown benchmark {config['benchmark']!r}; choose one of {', '.join(BENCHMARKS)}"
         )
+    if config["scenario"] not in SCENARIOS:
+        raise CompareError(
+            f"--scenario must be {' or '.join(SCENARIOS)} (task-incremental with task labels, "
+            f"or class-incremental without), got {config['scenario']!r}"
+        )
+    if config["scenario"] == "class" and BENCHMARKS[config["benchmark"]].build_class is None:
+        allowed = [name for name, spec in BENCHMARKS.items() if spec.build_class is not None]
+        raise CompareError(
+            f"--scenario class runs on {', '.join(allowed)} only, not {config['benchmark']!r}"
+        )
     if config["model"] not in MODELS:
         raise CompareError(f"unknown model {config['model']!r}; choose one of {', '.join(MODELS)}")
     if not config["strategies"]:
@@ -165,6 +176,7 @@ def _validate(config: dict) -> None:
             f"--progress must be auto, bar, lines or none, got {config['progress']!r}"
         )
     for name in config["strategies"]:
+        STRATEGIES[name].check_scenario(name, config)
         STRATEGIES[name].check(config, strategy_params(config, name))
     try:
         torch.device(config["device"])

@@ -1,7 +1,9 @@
 """What ``compare`` can run: benchmarks, backbones and strategies, each spec with its builder.
 
 - :data:`BENCHMARKS`: ``name -> BenchmarkSpec``, whose ``build(n, seed, data_root)``
-  returns a task-incremental Avalanche benchmark;
+  returns a task-incremental Avalanche benchmark and, for the offline split
+  benchmarks, ``build_class(n, seed, data_root)`` a class-incremental one (no
+  task labels, global class ids: ``--scenario class``);
 - :data:`MODELS`: ``name -> builder(input_shape, num_classes, params)``, a HAT
   backbone; :func:`register_model` adds one;
 - :data:`STRATEGIES`: ``name -> StrategySpec``, which knows its class, its
@@ -9,7 +11,15 @@
   (:meth:`StrategySpec.build_model`) and how to build it
   (:meth:`StrategySpec.build`). :class:`HATSpec` is the HAT family (its
   ``hat_family`` field: network capacity is recorded), :class:`PackNetSpec`
-  Avalanche's PackNet with its own model and plugin list.
+  Avalanche's PackNet with its own model and plugin list, :class:`ICaRLSpec`
+  Avalanche's ICaRL (class-incremental only).
+
+Class-incremental scenario (``--scenario class``): the HAT family trains one
+new task per experience (``task_ids="per_experience"``) and predicts each test
+sample's task with the rule of its ``task_inference`` parameter (default: the
+library's, ``"entropy"`` calibrated); every other strategy trains a plain MLP with the configured hidden
+sizes ending in one fixed ``Linear`` over all the benchmark's classes
+(:func:`shared_head_mlp`, Avalanche's ``SimpleMLP`` without dropout).
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ import torch
 
 from .. import benchmarks as bm
 from ..models import HATMLP, HATAlexNet, HATResNet18
+from ..task_inference import RULES as TASK_INFERENCE_RULES
 from .errors import CompareError
 
 __all__ = [
@@ -34,8 +45,11 @@ __all__ = [
     "HATSpec",
     "PackNetSpec",
     "StrategySpec",
+    "ICaRLSpec",
+    "SCENARIOS",
     "mlp_params",
     "register_model",
+    "shared_head_mlp",
 ]
 
 
@@ -46,6 +60,35 @@ class BenchmarkSpec:
     build: Callable[..., Any]
     default_n: int | None  # None: fixed number of experiences (e.g. CIFAR-10 -> 5)
     needs_data: str | None = None  # how to get the data, for the error message
+    #: ``build_class(n, seed, data_root)``: the class-incremental benchmark (no task
+    #: labels, global class ids); ``None``: ``--scenario class`` refuses the benchmark.
+    build_class: Callable[..., Any] | None = None
+
+
+#: ``--scenario``: task-incremental (task labels given) or class-incremental (none).
+SCENARIOS = ("task", "class")
+
+
+def _class_split_digits(n_experiences, seed, data_root):
+    return bm.split_digits(n_experiences, seed=seed, return_task_id=False)
+
+
+def _class_split_fmnist(n_experiences, seed, data_root):
+    """Avalanche's ``SplitFMNIST(return_task_id=False)`` (classes in natural order, global ids)."""
+    from avalanche.benchmarks.classic import SplitFMNIST
+
+    benchmark = SplitFMNIST(
+        n_experiences,
+        return_task_id=False,
+        seed=seed,
+        fixed_class_order=list(range(10)),
+        dataset_root=bm.torchvision_fmnist_root(data_root or bm.DEBIAN_FMNIST),
+    )
+    benchmark.tensor_sources = {
+        "train": bm.sources_from_flat_datasets(benchmark.train_stream),
+        "test": bm.sources_from_flat_datasets(benchmark.test_stream),
+    }
+    return benchmark
 
 
 def _avalanche_classic(name: str, **fixed):
@@ -79,6 +122,7 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
         "scikit-learn's bundled 8x8 digits, classes split into tasks (n divides 10)",
         lambda n, seed, root: bm.split_digits(n, seed=seed),
         5,
+        build_class=_class_split_digits,
     ),
     "permuted_digits": BenchmarkSpec(
         "scikit-learn's digits under one pixel permutation per task (all 10 classes each)",
@@ -90,6 +134,7 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
         lambda n, seed, root: bm.split_fmnist(n, seed, data_root=root or bm.DEBIAN_FMNIST),
         5,
         _FMNIST,
+        build_class=_class_split_fmnist,
     ),
     "permuted_fmnist": BenchmarkSpec(
         "local Fashion-MNIST under one pixel permutation per task (all 10 classes each)",
@@ -144,6 +189,17 @@ def _build_resnet18(input_shape, num_classes, params):
     return HATResNet18(**{"in_channels": input_shape[0], "num_classes": num_classes, **params})
 
 
+def shared_head_mlp(input_shape, num_classes: int, params: dict) -> torch.nn.Sequential:
+    """The class-incremental baselines' model: ``Flatten``, ``Linear + ReLU`` per hidden
+    size of the ``mlp`` parameters, one ``Linear`` head over all ``num_classes``."""
+    sizes = [math.prod(input_shape), *mlp_params(params)["hidden_sizes"]]
+    layers: list[torch.nn.Module] = [torch.nn.Flatten()]
+    for a, b in zip(sizes, sizes[1:]):
+        layers += [torch.nn.Linear(a, b), torch.nn.ReLU()]
+    layers.append(torch.nn.Linear(sizes[-1], num_classes))
+    return torch.nn.Sequential(*layers)
+
+
 register_model("mlp", _build_mlp)
 register_model("alexnet", _build_alexnet)
 register_model("resnet18", _build_resnet18)
@@ -171,6 +227,8 @@ class StrategySpec:
     defaults: dict[str, Any] = field(default_factory=dict)
     #: HAT masks (``strategy.hat_plugin``): network capacity is recorded.
     hat_family: bool = False
+    #: The ``--scenario`` values the strategy runs in.
+    scenarios: tuple[str, ...] = SCENARIOS
 
     def strategy_class(self) -> type:
         from avalanche.training import supervised
@@ -186,11 +244,29 @@ class StrategySpec:
     def check(self, config: dict, params: dict) -> None:
         """Raise :class:`CompareError` where ``config`` cannot run this strategy."""
 
+    def check_scenario(self, name: str, config: dict) -> None:
+        """Raise :class:`CompareError` where the strategy cannot run ``config["scenario"]``."""
+        scenario = config.get("scenario", "task")
+        if scenario not in self.scenarios:
+            raise CompareError(
+                f"strategy {name!r} runs in --scenario {' or '.join(self.scenarios)} only, "
+                f"not {scenario}"
+            )
+        if scenario == "class" and not self.hat_family and config["model"] != "mlp":
+            raise CompareError(
+                f"--scenario class: {name!r} trains a plain MLP with one head over all "
+                f"classes, so it needs --model mlp (got {config['model']!r})"
+            )
+
     def build_model(self, config: dict, input_shape, num_classes: int) -> torch.nn.Module:
-        """The model this strategy trains: the configured backbone."""
+        """The model this strategy trains: the configured backbone (task scenario; there
+        ``num_classes`` is the classes per task) or, in the class scenario, a plain MLP
+        with one head over all ``num_classes`` classes (:func:`shared_head_mlp`)."""
+        if config.get("scenario", "task") == "class":
+            return shared_head_mlp(input_shape, num_classes, config["model_params"])
         return MODELS[config["model"]](input_shape, num_classes, dict(config["model_params"]))
 
-    def build(self, params: dict, plugins: list, **common):
+    def build(self, params: dict, plugins: list, *, scenario: str = "task", **common):
         """The strategy with hyperparameters ``params``, ``plugins`` and ``common``
         (model, optimizer, criterion, minibatch sizes, epochs, device, evaluator)."""
         return self.strategy_class()(plugins=plugins, **common, **params)
@@ -210,10 +286,34 @@ class HATSpec(StrategySpec):
 
         return getattr(strategies, self.cls_name)
 
-    def build(self, params: dict, plugins: list, **common):
+    def check(self, config: dict, params: dict) -> None:
+        from ..task_inference import RULES
+
+        rule = params.get("task_inference")
+        if rule not in (None, *RULES):
+            raise CompareError(f"task_inference must be one of {', '.join(RULES)}, got {rule!r}")
+        calibrate = params.get("calibrate_task_inference")
+        if calibrate is not None and not isinstance(calibrate, bool):
+            raise CompareError(f"calibrate_task_inference must be true or false, got {calibrate!r}")
+        if config.get("scenario", "task") == "class" and params.get("task_ids") == "given":
+            raise CompareError(
+                "--scenario class has no task labels: the HAT family runs with "
+                "task_ids='per_experience' (do not set task_ids='given')"
+            )
+
+    def build_model(self, config: dict, input_shape, num_classes: int) -> torch.nn.Module:
+        """The configured HAT backbone; in the class scenario with heads sized from the
+        data (one per experience, over the global class ids of its classes)."""
+        if config.get("scenario", "task") == "class":
+            return MODELS[config["model"]](input_shape, None, dict(config["model_params"]))
+        return super().build_model(config, input_shape, num_classes)
+
+    def build(self, params: dict, plugins: list, *, scenario: str = "task", **common):
         params = {**params, "adjustment_mode": self.mode}
         if not self.uses_alpha:
             params.pop("alpha", None)
+        if scenario == "class":
+            params["task_ids"] = "per_experience"  # rule and calibration: the library's defaults
         return super().build(params, plugins, **common)
 
 
@@ -243,13 +343,34 @@ class PackNetSpec(StrategySpec):
         layers.append(torch.nn.Linear(sizes[-1], num_classes))
         return PackNetModel(torch.nn.Sequential(*layers))
 
-    def build(self, params: dict, plugins: list, **common):
+    def build(self, params: dict, plugins: list, *, scenario: str = "task", **common):
         strategy = super().build(params, None, **common)
         # Avalanche 0.6's PackNet nests its `plugins` argument as one item of its plugin
         # list (`plugins=[plugins, PackNetPlugin(...)]`), where it is never called: add
         # ours (and drop the nested None) after construction.
         strategy.plugins = list(plugins) + [p for p in strategy.plugins if p is not None]
         return strategy
+
+
+@dataclass
+class ICaRLSpec(StrategySpec):
+    """Avalanche's ICaRL (class-incremental only): the shared-head MLP's body as the
+    feature extractor, its ``Linear`` head as the trained classifier; ICaRL itself
+    classifies by nearest class mean of the stored exemplars (``NCMClassifier``) and
+    trains with its own loss (``ICaRLLossPlugin``), so ``criterion`` is not passed."""
+
+    scenarios: tuple[str, ...] = ("class",)
+
+    def allowed_params(self) -> set[str]:
+        return super().allowed_params() - {"feature_extractor", "classifier"}
+
+    def build(self, params: dict, plugins: list, *, scenario: str = "task", **common):
+        model = common.pop("model")
+        common.pop("criterion", None)
+        body, head = model[:-1], model[-1]
+        return self.strategy_class()(
+            feature_extractor=body, classifier=head, plugins=plugins, **common, **params
+        )
 
 
 _ADAHAT = {"adjustment_intensity": 1e-6, "epsilon": 0.1, "mask_sparsity_reg_factor": 0.1}
@@ -284,6 +405,19 @@ STRATEGIES: dict[str, StrategySpec] = {
     "adahat_no_reg": HATSpec(
         "AdaHAT ablation: no sparsity term in r", "AdaHAT", _ADAHAT, mode="adahat_no_reg"
     ),
+    # HAT with one task-inference rule each, calibrated or not (--scenario class only;
+    # "hat" itself takes the rule of its task_inference parameter, the library's default).
+    **{
+        f"hat_{rule}{'_cal' if cal else ''}": HATSpec(
+            f"HAT, task inference by {rule}{' calibrated' if cal else ''} (--scenario class)",
+            "HAT",
+            {**_HAT, "task_inference": rule, **({"calibrate_task_inference": True} if cal else {})},
+            mode="hat",
+            scenarios=("class",),
+        )
+        for rule in TASK_INFERENCE_RULES
+        for cal in (False, True)
+    },
     "naive": StrategySpec("Avalanche Naive (fine-tuning)", "Naive"),
     "ewc": StrategySpec("Avalanche EWC", "EWC", {"ewc_lambda": 100.0, "mode": "separate"}),
     "si": StrategySpec(
@@ -295,12 +429,29 @@ STRATEGIES: dict[str, StrategySpec] = {
         "Avalanche PackNet on a PackNetModel MLP (needs --epochs > post_prune_epochs)",
         "PackNet",
         {"post_prune_epochs": 1, "prune_proportion": 0.5},
+        scenarios=("task",),
     ),
     "agem": StrategySpec(
         "Avalanche GEM-free A-GEM", "AGEM", {"patterns_per_exp": 256, "sample_size": 256}
     ),
     "replay": StrategySpec(
         "Avalanche Replay (class-balanced buffer)", "Replay", {"mem_size": 1000}
+    ),
+    **{
+        f"replay_{size}": StrategySpec(
+            f"Avalanche Replay with {size} stored samples", "Replay", {"mem_size": size}
+        )
+        for size in (200, 500, 2000)
+    },
+    "icarl": ICaRLSpec(
+        "Avalanche ICaRL (--scenario class only): MLP body + nearest-class-mean classifier",
+        "ICaRL",
+        {"memory_size": 2000, "buffer_transform": None, "fixed_memory": True},
+    ),
+    "gdumb": StrategySpec(
+        "Avalanche GDumb (greedy class-balanced buffer, retrained from scratch)",
+        "GDumb",
+        {"mem_size": 2000},
     ),
     "cumulative": StrategySpec(
         "Avalanche Cumulative (joint training on all tasks so far)", "Cumulative"

@@ -62,6 +62,8 @@ def summarize(per_seed: dict[int, dict]) -> dict:
     out: dict[str, Any] = {}
     for key in ("avg_acc", "bwt", "forgetting", "capacity", "train_seconds"):
         out[key], out[f"{key}_std"] = _mean_std([r[key] for r in runs])
+    # task-id accuracy: class scenario, HAT family (absent in older results)
+    out["task_id_acc"], out["task_id_acc_std"] = _mean_std([r.get("task_id_acc") for r in runs])
     out["acc_matrix"] = _mean_matrix([r["acc_matrix"] for r in runs])
     out["capacity_start"] = _mean_curve([r["capacity_start"] for r in runs])
     out["capacity_end"] = _mean_curve([r["capacity_end"] for r in runs])
@@ -71,7 +73,7 @@ def summarize(per_seed: dict[int, dict]) -> dict:
 
 #: Configuration keys that runs must share to be merged: everything that changes results.
 MERGE_KEYS = (
-    "benchmark", "n_experiences", "model", "model_params", "epochs", "batch_size",
+    "benchmark", "scenario", "n_experiences", "model", "model_params", "epochs", "batch_size",
     "eval_batch_size", "optimizer", "lr", "device", "train_per_task", "test_per_task",
     "fast_data",
 )  # fmt: skip
@@ -89,13 +91,19 @@ def _read_parts(result_dirs: list[str]) -> list[tuple[str, dict]]:
     return parts
 
 
+def _setting(config: dict, key: str):
+    """A setting of a run; ``scenario`` is ``"task"`` in results older than the option."""
+    return config.get(key, "task") if key == "scenario" else config.get(key)
+
+
 def _check_same_setting(d: str, res: dict, first_dir: str, first: dict) -> None:
     c = res["config"]
     for key in MERGE_KEYS:
-        if c.get(key) != first["config"].get(key):
+        mine, theirs = _setting(c, key), _setting(first["config"], key)
+        if mine != theirs:
             raise CompareError(
-                f"{d} differs from {first_dir} in {key}: {c.get(key)!r} vs "
-                f"{first['config'].get(key)!r}; only runs of one setting can be merged"
+                f"{d} differs from {first_dir} in {key}: {mine!r} vs "
+                f"{theirs!r}; only runs of one setting can be merged"
             )
     if res["versions"] != first["versions"]:
         raise CompareError(f"{d} ran with {res['versions']}, {first_dir} with {first['versions']}")

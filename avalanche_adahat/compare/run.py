@@ -29,8 +29,11 @@ def load_benchmark(config: dict, seed: int):
     """The configured benchmark for ``seed``, subsampled as configured."""
     spec = BENCHMARKS[config["benchmark"]]
     n = config["n_experiences"] or spec.default_n
+    build = spec.build_class if config.get("scenario", "task") == "class" else spec.build
+    if build is None:
+        raise CompareError(f"benchmark {config['benchmark']} has no class-incremental version")
     try:
-        benchmark = spec.build(n, seed, config["data_root"])
+        benchmark = build(n, seed, config["data_root"])
     except bm.DataNotFoundError as e:
         raise CompareError(str(e)) from None
     except ValueError as e:
@@ -81,9 +84,14 @@ def _subsample(benchmark, train_n: int | None, test_n: int | None, seed: int):
     return subsampled
 
 
-def _benchmark_shape(benchmark) -> tuple[tuple[int, ...], int]:
+def _benchmark_shape(benchmark, scenario: str = "task") -> tuple[tuple[int, ...], int]:
+    """One sample's shape and the number of classes: per task (task scenario, class ids
+    from 0 in each) or in the whole benchmark (class scenario, global class ids)."""
     x = benchmark.train_stream[0].dataset[0][0]
-    classes = max(len(e.classes_in_this_experience) for e in benchmark.train_stream)
+    if scenario == "class":
+        classes = 1 + max(max(e.classes_in_this_experience) for e in benchmark.train_stream)
+    else:
+        classes = max(len(e.classes_in_this_experience) for e in benchmark.train_stream)
     return tuple(x.shape), classes
 
 
@@ -125,25 +133,39 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _evaluator(progress: str):
+def _evaluator(progress: str, task_id: bool = False):
+    """Accuracy per experience; with ``task_id`` also ``TaskIdAcc_Stream`` (task inference)."""
     from avalanche.evaluation.metrics import accuracy_metrics
     from avalanche.logging import InteractiveLogger
     from avalanche.training.plugins import EvaluationPlugin
 
+    from ..task_id_metrics import task_id_accuracy_metrics
+
     loggers = [InteractiveLogger()] if progress == "bar" else []
+    metrics = [accuracy_metrics(experience=True)]
+    if task_id:
+        metrics.append(task_id_accuracy_metrics(experience=False, stream=True))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="No loggers specified")
-        return EvaluationPlugin(accuracy_metrics(experience=True), loggers=loggers)
+        return EvaluationPlugin(*metrics, loggers=loggers)
+
+
+def _task_id_accuracy(metrics: dict) -> float | None:
+    """``TaskIdAcc_Stream`` of one evaluation, ``None`` where it was not recorded."""
+    values = [float(v) for k, v in metrics.items() if k.startswith("TaskIdAcc_Stream")]
+    return values[0] if values else None
 
 
 def run_one(config: dict, name: str, seed: int, benchmark) -> dict:
     """Train ``name`` on ``benchmark`` with ``seed``; the per-seed result dict."""
     spec = STRATEGIES[name]
     progress = progress_mode(config)
-    input_shape, num_classes = _benchmark_shape(benchmark)
+    scenario = config.get("scenario", "task")
+    input_shape, num_classes = _benchmark_shape(benchmark, scenario)
     _seed_everything(seed)
     model = spec.build_model(config, input_shape, num_classes)
-    evaluator = _evaluator(progress)
+    infers_tasks = scenario == "class" and spec.hat_family
+    evaluator = _evaluator(progress, task_id=infers_tasks)
     recorder = CapacityRecorder() if spec.hat_family else None
     sources = getattr(benchmark, "tensor_sources", None)
     fast = bm.FastDataPlugin(sources) if sources and config.get("fast_data", True) else None
@@ -158,24 +180,34 @@ def run_one(config: dict, name: str, seed: int, benchmark) -> dict:
         eval_mb_size=config["eval_batch_size"],
         device=config["device"],
         evaluator=evaluator,
+        scenario=scenario,
     )
     n = len(benchmark.train_stream)
     matrix: list[list[float | None]] = []
+    task_id_curve: list[float | None] = []
     train_seconds = 0.0
     started = time.perf_counter()
     for i, experience in enumerate(benchmark.train_stream):
         start = time.perf_counter()
         strategy.train(experience)
         train_seconds += time.perf_counter() - start
-        row = _accuracy_row(strategy.eval(benchmark.test_stream[: i + 1]), i, n)
+        metrics = strategy.eval(benchmark.test_stream[: i + 1])
+        row = _accuracy_row(metrics, i, n)
         matrix.append(row)
+        task_id_curve.append(_task_id_accuracy(metrics) if infers_tasks else None)
         if progress == "lines":
             accs = " ".join(f"{a:.3f}" for a in row[: i + 1])
+            tid = f"; task-id acc {task_id_curve[-1]:.3f}" if task_id_curve[-1] is not None else ""
             print(
-                f"  [{name} seed {seed}] task {i + 1}/{n} trained ({train_seconds:.1f}s): {accs}",
+                f"  [{name} seed {seed}] task {i + 1}/{n} trained ({train_seconds:.1f}s): "
+                f"{accs}{tid}",
                 flush=True,
             )
     result = {"seed": seed, **matrix_metrics(matrix), "acc_matrix": matrix}
+    # Class scenario, HAT family: TaskIdAcc_Stream over the seen test experiences after
+    # each training experience, and after the last one (None elsewhere).
+    result["task_id_acc_curve"] = task_id_curve if infers_tasks else None
+    result["task_id_acc"] = task_id_curve[-1] if infers_tasks else None
     result["train_seconds"] = train_seconds
     result["wall_seconds"] = time.perf_counter() - started
     # experiences (training and evaluation) fed from tensor batches / Avalanche's loaders
