@@ -383,7 +383,10 @@ def test_config_layers_and_values(tmp_path):
     from avalanche_adahat.compare.config import progress_mode
 
     config = build_config(_args())
-    assert config == DEFAULTS
+    # the default benchmark's training settings fill what no option gave
+    assert config == {**DEFAULTS, "epochs": 10, "batch_size": 16, "lr": 3e-3}
+    fmnist = build_config(_args("--benchmark", "split_fmnist", "--epochs", "2"))
+    assert (fmnist["epochs"], fmnist["batch_size"], fmnist["lr"]) == (2, 64, 1e-3)
     file = tmp_path / "results.json"  # a results.json is a config file: its "config" section
     file.write_text(json.dumps({"config": {"seeds": [3, 4], "params": {"ewc": {"mode": "online"}},
                                            "command": "x", "strategies": "hat,ewc"}}))  # fmt: skip

@@ -27,11 +27,11 @@ DEFAULTS: dict[str, Any] = {
     "strategies": ["adahat", "hat", "naive", "ewc"],
     "model": "mlp",
     "model_params": {},
-    "epochs": 1,
-    "batch_size": 64,
+    "epochs": None,  # None: the benchmark's training settings (registry.BenchmarkSpec.training)
+    "batch_size": None,
     "eval_batch_size": 1000,
     "optimizer": "adam",
-    "lr": 1e-3,
+    "lr": None,
     "seeds": [0],
     "device": "cpu",
     "data_root": None,
@@ -118,8 +118,19 @@ def build_config(args: argparse.Namespace) -> dict:
             config["model_params"][param] = _parse_value(value)
         else:
             config["params"].setdefault(name, {})[param] = _parse_value(value)
+    _fill_training(config)
     _validate(config)
     return config
+
+
+def _fill_training(config: dict) -> None:
+    """Epochs, batch size and learning rate left unset: the benchmark's, else the fallback."""
+    from .registry import BENCHMARKS, TRAINING_FALLBACK
+
+    spec = BENCHMARKS.get(config["benchmark"])
+    for key, fallback in TRAINING_FALLBACK.items():
+        if config[key] is None:
+            config[key] = (spec.training if spec else {}).get(key, fallback)
 
 
 def _check_positive_int(config: dict, key: str, optional: bool) -> None:
