@@ -60,3 +60,17 @@ def test_overhead_script_memory_is_the_median_of_repeated_children(monkeypatch):
     for k, name in enumerate(script.STRATEGIES):
         assert readings["mlp_small"][name] == [700 + k, 300 + k, 500 + k]
         assert medians["mlp_small"][name] == 500 + k
+
+
+def test_task_inference_cost_script_reports_every_rule():
+    script = SCRIPT.parent / "task_inference_cost.py"
+    cmd = [sys.executable, str(script), "--tasks", "2", "--per-task", "64", "--repeats", "1",
+           "--hidden", "8"]  # fmt: skip
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    for row in (
+        "| task label given (one mask) | 1 |",
+        "| msp | 2 |",
+        "| oneshot | 4 + 1 backward |",
+    ):
+        assert row in run.stdout
