@@ -22,12 +22,11 @@ import torch
 warnings.filterwarnings("ignore")
 
 from avalanche.training.plugins import EvaluationPlugin  # noqa: E402
+from epoch_ratio import blobs  # noqa: E402
 
 from avalanche_adahat import HAT  # noqa: E402
 from avalanche_adahat.models import HATMLP  # noqa: E402
 from avalanche_adahat.task_inference import RULES  # noqa: E402
-
-from epoch_ratio import blobs  # noqa: E402
 
 
 def main(argv=None) -> int:
