@@ -18,6 +18,7 @@ from avalanche.models import IncrementalClassifier, MultiHeadClassifier, MultiTa
 from torch import Tensor, nn
 
 from .functional import INIT_MODES, gate
+from .task_inference import RULES, infer
 
 __all__ = ["CoveredParameter", "HATMask", "HATModule", "gate_units", "init_embedding"]
 
@@ -237,8 +238,6 @@ class HATModule(MultiTaskModule):
         """In eval mode, predict each sample's task with ``rule`` (one of
         :data:`avalanche_adahat.task_inference.RULES`) instead of reading task labels,
         and return logits over all classes seen; ``None``: read the task labels."""
-        from .task_inference import RULES
-
         if rule is not None and rule not in RULES:
             raise ValueError(f"task_inference must be one of {RULES} or None, got {rule!r}")
         self._task_inference = None if rule is None else (rule, calibrated)
@@ -247,8 +246,6 @@ class HATModule(MultiTaskModule):
     def forward(self, x: Tensor, task_labels) -> Tensor:
         if self._task_inference is None or self.training:
             return super().forward(x, task_labels)
-        from .task_inference import RULES, infer
-
         rule, calibrated = self._task_inference
         calibration = None
         if calibrated:

@@ -257,6 +257,7 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
     # ------------------------------------------------------------------ hooks
     def before_training(self, strategy, **kwargs):
         self._end_flush()
+        self._flush_was_on = flush_subnormals_is_on()  # the thread's own mode, given back
         self._give_flush_back_on_errors(strategy)
         model = _hat_model(strategy.model)
         check_strategy(strategy, HATPlugin, self.per_experience)
@@ -329,9 +330,7 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
     def _begin_flush(self) -> None:
         """Flush subnormal floats (below ``2**-126`` in float32) to zero for this
         training step (see :func:`flush_subnormals_is_on` for why it is safe)."""
-        if not self._flushing:
-            self._flush_was_on = flush_subnormals_is_on()
-            self._flushing = True
+        self._flushing = True
         torch.set_flush_denormal(True)
 
     def _give_flush_back_on_errors(self, strategy) -> None:
