@@ -24,14 +24,6 @@ from torch import Tensor
 
 from . import functional as F
 from . import task_inference as TI
-from .checks import (
-    check_bool,
-    check_non_negative,
-    check_non_negative_int,
-    check_one_of,
-    check_positive,
-    check_unit_interval,
-)
 from .composition import (
     AsNewTask,
     check_experience,
@@ -39,6 +31,7 @@ from .composition import (
     check_strategy,
     warn_untrained_tasks,
 )
+from .config import PAPER_ADAHAT, AdaHATConfig, HATConfig
 from .masking import CoveredParameter, HATModule
 from .modes import MODES, AdjustmentMode
 from .rate_plan import RatePlan, UnitRates
@@ -51,11 +44,6 @@ __all__ = [
     "HATPlugin",
     "default_adjustment_intensity",
 ]
-
-PROTECT_MODES = ("gradient", "update")
-#: ``given``: the experiences' task labels; ``per_experience``: each training
-#: experience is a new task labelled by its index (streams without task labels).
-TASK_ID_MODES = ("given", "per_experience")
 
 #: Optimizers that divide each gradient by a running scale of its own.
 ADAPTIVE_OPTIMIZERS = (
@@ -82,16 +70,6 @@ DEFAULT_ADJUSTMENT_INTENSITY = {
 }
 
 
-#: The AdaHAT paper's configuration (Exp. 1: Adam lr 1e-3, alpha 1e-6, epsilon 0.1,
-#: reg factor 0.1, the rate on the gradient): ``AdaHAT(..., **PAPER_ADAHAT)``.
-PAPER_ADAHAT = {
-    "protect": "gradient",
-    "adjustment_intensity": 1e-6,
-    "epsilon": 0.1,
-    "mask_sparsity_reg_factor": 0.1,
-}
-
-
 def default_adjustment_intensity(optimizer: torch.optim.Optimizer, protect: str) -> float:
     """The measured default intensity for ``optimizer``'s family and ``protect``."""
     family = "adaptive" if isinstance(optimizer, ADAPTIVE_OPTIMIZERS) else "sgd"
@@ -105,110 +83,18 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
     example :class:`~avalanche_adahat.models.HATMLP`), and every training
     experience must carry one task label not trained before.
 
-    :param adjustment_mode: how backbone gradients are adjusted (SPEC §3):
-        ``"hat"`` (HAT Eq. 2: zero on parameters used by earlier tasks),
-        ``"hat_random"`` (uniform(0, 1) there), ``"hat_const_alpha"``
-        (``alpha`` there), ``"hat_const_1"`` (no constraint). The AdaHAT
-        modes are available through :class:`AdaHATPlugin`.
-    :param s_max: maximum gate scale ``s_max`` (HAT Sec. 2.4). Default 400.
-    :param clamp_threshold: ``c`` of the embedding-gradient compensation
-        ``cosh(clamp(s e, -c, c))`` (HAT Sec. 2.5). Default 50.
-    :param mask_sparsity_reg_factor: weight of the mask sparsity regulariser
-        (HAT Eq. 5, ``c`` in the paper). Default 0.75 (HAT paper).
-    :param mask_sparsity_reg_mode: ``"original"`` (HAT Eq. 5) or ``"cross"``
-        (its average with a reward for reusing earlier tasks' units).
-    :param task_embedding_init_mode: initialisation of a new task's
-        embedding: ``"N01"``, ``"U-11"``, ``"U01"``, ``"U-10"`` or ``"last"``
-        (copy the previous task's embedding).
-    :param alpha: the constant rate of ``"hat_const_alpha"``, in [0, 1];
-        required by that mode and rejected by the others.
-    :param embedding_clamp: if set, clamp the training task's embedding to
-        ``[-embedding_clamp, embedding_clamp]`` after each step (the original
-        HAT code uses 6). Default ``None``: no clamp.
-    :param clip_grad_norm: if set, clip the gradient norm of all parameters
-        after the adjustment (the original HAT code uses 10000).
-    :param protect: ``"gradient"`` (default, as in the papers): the rate
-        multiplies the gradient before the optimizer step. ``"update"``: the
-        rate multiplies the change the optimizer made to each parameter, so
-        that protection means the same under momentum, weight decay and
-        adaptive optimizers (SPEC §6).
-    :param sparsity_guard_units: a sparsity ratio whose denominator counts
-        this many units or fewer is taken as 0 (the reference's guard). Default 10.
-    :param check_finite: raise ``FloatingPointError`` when the loss is NaN or
-        infinite, before it can corrupt parameters or masks (costs one device
-        sync per step). Default ``True``.
+    Takes a :class:`~avalanche_adahat.config.HATConfig` (``config``) or its
+    fields as keywords (documented there), e.g. ``HATPlugin(s_max=400)``. The
+    plugin's attributes of the same names start as the config's values.
     """
 
-    allowed_modes: tuple[str, ...] = F.HAT_MODES
+    config_class: type[HATConfig] = HATConfig
 
-    def __init__(
-        self,
-        *,
-        adjustment_mode: str = "hat",
-        s_max: float = 400.0,
-        clamp_threshold: float = 50.0,
-        mask_sparsity_reg_factor: float = 0.75,
-        mask_sparsity_reg_mode: str = "original",
-        task_embedding_init_mode: str = "N01",
-        alpha: float | None = None,
-        embedding_clamp: float | None = None,
-        clip_grad_norm: float | None = None,
-        protect: str = "gradient",
-        sparsity_guard_units: int = 10,
-        check_finite: bool = True,
-        task_ids: str = "given",
-        task_inference: str | None = None,
-        calibrate_task_inference: bool | None = None,
-    ):
+    def __init__(self, config: HATConfig | None = None, **hyperparameters):
         super().__init__()
-        check_one_of("adjustment_mode", adjustment_mode, self.allowed_modes)
-        check_one_of("task_ids", task_ids, TASK_ID_MODES)
-        check_one_of("task_inference", task_inference, (None, *TI.RULES))
-        if calibrate_task_inference is not None:
-            check_bool("calibrate_task_inference", calibrate_task_inference)
-        if task_ids == "per_experience" and task_inference is None:
-            task_inference = TI.DEFAULT_RULE
-        if calibrate_task_inference is None:  # on where task inference is the point
-            calibrate_task_inference = task_ids == "per_experience"
-        if calibrate_task_inference and task_inference is None:
-            raise ValueError(
-                "calibrate_task_inference=True needs task_inference (one of "
-                f"{TI.RULES}) or task_ids='per_experience'"
-            )
-        check_positive("s_max", s_max)
-        check_positive("clamp_threshold", clamp_threshold)
-        check_non_negative("mask_sparsity_reg_factor", mask_sparsity_reg_factor)
-        check_one_of("mask_sparsity_reg_mode", mask_sparsity_reg_mode, F.REG_MODES)
-        check_one_of("task_embedding_init_mode", task_embedding_init_mode, F.INIT_MODES)
-        check_one_of("protect", protect, PROTECT_MODES)
-        check_non_negative_int("sparsity_guard_units", sparsity_guard_units)
-        check_bool("check_finite", check_finite)
-        if MODES[adjustment_mode].needs_alpha:
-            check_unit_interval("alpha", alpha, f" with adjustment_mode={adjustment_mode!r}")
-        elif alpha is not None:
-            raise ValueError(
-                f"alpha is only used by adjustment_mode='hat_const_alpha', got alpha={alpha!r} "
-                f"with adjustment_mode={adjustment_mode!r}"
-            )
-        if embedding_clamp is not None:
-            check_positive("embedding_clamp", embedding_clamp)
-        if clip_grad_norm is not None:
-            check_positive("clip_grad_norm", clip_grad_norm)
-        self.adjustment_mode = adjustment_mode
-        self.s_max = float(s_max)
-        self.clamp_threshold = float(clamp_threshold)
-        self.mask_sparsity_reg_factor = float(mask_sparsity_reg_factor)
-        self.mask_sparsity_reg_mode = mask_sparsity_reg_mode
-        self.task_embedding_init_mode = task_embedding_init_mode
-        self.alpha = alpha
-        self.embedding_clamp = embedding_clamp
-        self.clip_grad_norm = clip_grad_norm
-        self.protect = protect
-        self.sparsity_guard_units = sparsity_guard_units
-        self.check_finite = check_finite
-        self.task_ids = task_ids
-        self.task_inference = task_inference
-        self.calibrate_task_inference = calibrate_task_inference
+        self.config = self.config_class.from_arguments(config, hyperparameters)
+        for name in self.config.field_names():
+            setattr(self, name, getattr(self.config, name))
         self._warned = False
         self._warned_untrained: set[int] = set()
         self._flushing = False  # inside a training step, subnormals flushed
@@ -575,70 +461,17 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
 class AdaHATPlugin(HATPlugin, supports_distributed=True):
     """AdaHAT (Wang et al., ECML PKDD 2024) as an Avalanche plugin.
 
-    Adds to :class:`HATPlugin` (whose parameters it takes, with
-    ``mask_sparsity_reg_factor`` defaulting to 0.1 as in AdaHAT Exp. 1, and
-    ``protect`` to ``"update"``):
-
-    :param adjustment_mode: ``"adahat"`` (AdaHAT Eqs. 8-9: rate
-        ``r_l / (S + r_l)`` with ``r_l = adjustment_intensity / (epsilon + R_l)``),
-        ``"adahat_no_sum"`` (ablation: the number of earlier tasks instead of
-        the summative mask, on parameters used by an earlier task; 1 elsewhere.
-        This is the form of the paper's ablation code, not the reference
-        module's, which throttles every parameter by the 1-based task number),
-        ``"adahat_no_reg"`` (ablation: ``r = adjustment_intensity / epsilon``).
-    :param adjustment_intensity: ``alpha`` of AdaHAT Eq. 9, > 0. Default
-        ``None``: chosen when training starts from
-        :data:`DEFAULT_ADJUSTMENT_INTENSITY` by optimizer family and ``protect``
-        mode (1e-2 for SGD-like optimizers and for ``protect="update"``, 1e-7
-        for adaptive optimizers with ``protect="gradient"``), chosen from a
-        measured sweep (docs/INTENSITY_SWEEP.md). The AdaHAT
-        paper used 1e-6 with Adam; under plain SGD so small a value makes AdaHAT
-        behave almost exactly like HAT (SPEC §8).
-    :param epsilon: added to the network sparsity in Eq. 9, > 0. Default 0.1.
-    :param protect: default ``"update"``: the rate scales the optimizer's change of
-        each parameter, so AdaHAT's soft rates mean the same under Adam as under
-        SGD (under plain SGD both modes are the same update). Measured on Permuted
-        Fashion-MNIST, 20 tasks, Adam (docs/ADAHAT_STUDY.md): ``update`` with the
-        default intensity 1e-2 beats the paper's ``gradient`` with 1e-6. The paper's
-        configuration is :data:`PAPER_ADAHAT`: ``AdaHATPlugin(**PAPER_ADAHAT)``.
+    :class:`HATPlugin` with an :class:`~avalanche_adahat.config.AdaHATConfig`
+    (AdaHAT's adjustment modes, ``adjustment_intensity``, ``epsilon``, and its
+    defaults: ``mask_sparsity_reg_factor`` 0.1, ``protect="update"``). The
+    paper's configuration: ``AdaHATPlugin(**PAPER_ADAHAT)``.
     """
 
-    allowed_modes = F.ADAHAT_MODES
-
-    def __init__(
-        self,
-        *,
-        adjustment_mode: str = "adahat",
-        adjustment_intensity: float | None = None,
-        epsilon: float = 0.1,
-        mask_sparsity_reg_factor: float = 0.1,
-        protect: str = "update",
-        **hat_kwargs,
-    ):
-        if adjustment_intensity is not None:
-            check_positive("adjustment_intensity", adjustment_intensity)
-        check_positive("epsilon", epsilon)
-        if "alpha" in hat_kwargs:
-            raise ValueError(
-                "alpha belongs to HATPlugin(adjustment_mode='hat_const_alpha'); AdaHAT's "
-                "intensity is adjustment_intensity"
-            )
-        super().__init__(
-            adjustment_mode=adjustment_mode,
-            mask_sparsity_reg_factor=mask_sparsity_reg_factor,
-            protect=protect,
-            **hat_kwargs,
-        )
-        self.requested_intensity = adjustment_intensity
-        # None until training starts when left to the measured default.
-        self.adjustment_intensity = (
-            None if adjustment_intensity is None else float(adjustment_intensity)
-        )
-        self.epsilon = float(epsilon)
+    config_class = AdaHATConfig
 
     def before_training(self, strategy, **kwargs):
         super().before_training(strategy, **kwargs)
-        if self.requested_intensity is None:
+        if self.config.adjustment_intensity is None:
             self.adjustment_intensity = default_adjustment_intensity(
                 strategy.optimizer, self.protect
             )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 from collections.abc import Callable, Sequence
 
 import torch
@@ -12,17 +14,80 @@ from avalanche.training.templates import SupervisedTemplate
 from torch.nn import CrossEntropyLoss, Module
 from torch.optim import Optimizer
 
+from .config import AdaHATConfig, HATConfig
 from .plugins import AdaHATPlugin, HATPlugin, _hat_model
 
 __all__ = ["AdaHAT", "HAT"]
+
+
+def _init_taking(config_class: type[HATConfig]):
+    """The ``__init__`` of a HAT strategy, whose signature also lists the fields of
+    ``config_class`` as keywords: the hyperparameters are written once, in
+    :mod:`avalanche_adahat.config`, and Avalanche's check of misspelled keywords
+    (which reads the signatures) and ``help()`` both see them."""
+
+    def __init__(
+        self,
+        *,
+        model: Module,
+        optimizer: Optimizer,
+        criterion=None,
+        config: HATConfig | None = None,
+        train_mb_size: int = 64,
+        train_epochs: int = 1,
+        eval_mb_size: int | None = None,
+        device: str | torch.device = "cpu",
+        plugins: Sequence[SupervisedPlugin] | None = None,
+        evaluator: EvaluationPlugin | Callable[[], EvaluationPlugin] = default_evaluator,
+        eval_every: int = -1,
+        **kwargs,
+    ):
+        names = config_class.field_names()
+        hyperparameters = {k: kwargs.pop(k) for k in list(kwargs) if k in names}
+        hat_plugin = self.plugin_class(config, **hyperparameters)
+        _hat_model(model)
+        for p in plugins or []:
+            if isinstance(p, HATPlugin):
+                raise ValueError(
+                    f"{type(self).__name__} already includes its own "
+                    f"{type(hat_plugin).__name__} (strategy.hat_plugin); remove the "
+                    f"{type(p).__name__} from plugins= or use Naive(plugins=[...]) with one "
+                    "HAT plugin"
+                )
+        self.hat_plugin = hat_plugin
+        SupervisedTemplate.__init__(
+            self,
+            model=model,
+            optimizer=optimizer,
+            criterion=CrossEntropyLoss() if criterion is None else criterion,
+            train_mb_size=train_mb_size,
+            train_epochs=train_epochs,
+            eval_mb_size=eval_mb_size,
+            device=device,
+            plugins=[*(plugins or []), hat_plugin],
+            evaluator=evaluator,
+            eval_every=eval_every,
+            **kwargs,
+        )
+
+    signature = inspect.signature(__init__)
+    *named, rest = signature.parameters.values()
+    fields = [
+        inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default)
+        for f in dataclasses.fields(config_class)
+    ]
+    __init__.__signature__ = signature.replace(parameters=[*named, *fields, rest])
+    return __init__
 
 
 class HAT(SupervisedTemplate):
     """Hard Attention to the Task (Serra et al., ICML 2018).
 
     A ``SupervisedTemplate`` with a :class:`~avalanche_adahat.HATPlugin`
-    (``self.hat_plugin``); the HAT keywords are documented there. The model
-    must be a HAT backbone such as :class:`~avalanche_adahat.models.HATMLP`.
+    (``self.hat_plugin``) made from ``config`` (a
+    :class:`~avalanche_adahat.config.HATConfig`) or from its fields given as
+    keywords, e.g. ``HAT(model=..., optimizer=..., s_max=400)``. The model must be
+    a HAT backbone such as :class:`~avalanche_adahat.models.HATMLP`.
 
     The other keywords are Avalanche's: ``criterion`` (default
     ``CrossEntropyLoss()``), ``train_mb_size``, ``train_epochs``,
@@ -30,148 +95,17 @@ class HAT(SupervisedTemplate):
     modified), ``evaluator``, ``eval_every`` and any ``BaseTemplate`` keyword.
     """
 
-    def __init__(
-        self,
-        *,
-        model: Module,
-        optimizer: Optimizer,
-        criterion=None,
-        adjustment_mode: str = "hat",
-        s_max: float = 400.0,
-        clamp_threshold: float = 50.0,
-        mask_sparsity_reg_factor: float = 0.75,
-        mask_sparsity_reg_mode: str = "original",
-        task_embedding_init_mode: str = "N01",
-        alpha: float | None = None,
-        embedding_clamp: float | None = None,
-        clip_grad_norm: float | None = None,
-        protect: str = "gradient",
-        sparsity_guard_units: int = 10,
-        check_finite: bool = True,
-        task_ids: str = "given",
-        task_inference: str | None = None,
-        calibrate_task_inference: bool | None = None,
-        train_mb_size: int = 64,
-        train_epochs: int = 1,
-        eval_mb_size: int | None = None,
-        device: str | torch.device = "cpu",
-        plugins: Sequence[SupervisedPlugin] | None = None,
-        evaluator: EvaluationPlugin | Callable[[], EvaluationPlugin] = default_evaluator,
-        eval_every: int = -1,
-        **base_kwargs,
-    ):
-        hat_plugin = HATPlugin(
-            adjustment_mode=adjustment_mode,
-            s_max=s_max,
-            clamp_threshold=clamp_threshold,
-            mask_sparsity_reg_factor=mask_sparsity_reg_factor,
-            mask_sparsity_reg_mode=mask_sparsity_reg_mode,
-            task_embedding_init_mode=task_embedding_init_mode,
-            alpha=alpha,
-            embedding_clamp=embedding_clamp,
-            clip_grad_norm=clip_grad_norm,
-            protect=protect,
-            sparsity_guard_units=sparsity_guard_units,
-            check_finite=check_finite,
-            task_ids=task_ids,
-            task_inference=task_inference,
-            calibrate_task_inference=calibrate_task_inference,
-        )
-        _init_template(
-            self, hat_plugin, model, optimizer, criterion, train_mb_size, train_epochs,
-            eval_mb_size, device, plugins, evaluator, eval_every, base_kwargs,
-        )  # fmt: skip
+    plugin_class: type[HATPlugin] = HATPlugin
+    __init__ = _init_taking(HATConfig)
 
 
-class AdaHAT(SupervisedTemplate):
+class AdaHAT(HAT):
     """Adaptive Hard Attention to the Task (Wang et al., ECML PKDD 2024).
 
-    A ``SupervisedTemplate`` with an :class:`~avalanche_adahat.AdaHATPlugin`
-    (``self.hat_plugin``); the keywords are documented there and in
-    :class:`~avalanche_adahat.HATPlugin`. Other keywords as in :class:`HAT`.
+    :class:`HAT` with an :class:`~avalanche_adahat.AdaHATPlugin`, made from an
+    :class:`~avalanche_adahat.config.AdaHATConfig` (``config``) or its fields as
+    keywords. The paper's configuration: ``AdaHAT(..., **PAPER_ADAHAT)``.
     """
 
-    def __init__(
-        self,
-        *,
-        model: Module,
-        optimizer: Optimizer,
-        criterion=None,
-        adjustment_mode: str = "adahat",
-        adjustment_intensity: float | None = None,
-        epsilon: float = 0.1,
-        s_max: float = 400.0,
-        clamp_threshold: float = 50.0,
-        mask_sparsity_reg_factor: float = 0.1,
-        mask_sparsity_reg_mode: str = "original",
-        task_embedding_init_mode: str = "N01",
-        embedding_clamp: float | None = None,
-        clip_grad_norm: float | None = None,
-        protect: str = "update",
-        sparsity_guard_units: int = 10,
-        check_finite: bool = True,
-        task_ids: str = "given",
-        task_inference: str | None = None,
-        calibrate_task_inference: bool | None = None,
-        train_mb_size: int = 64,
-        train_epochs: int = 1,
-        eval_mb_size: int | None = None,
-        device: str | torch.device = "cpu",
-        plugins: Sequence[SupervisedPlugin] | None = None,
-        evaluator: EvaluationPlugin | Callable[[], EvaluationPlugin] = default_evaluator,
-        eval_every: int = -1,
-        **base_kwargs,
-    ):
-        hat_plugin = AdaHATPlugin(
-            adjustment_mode=adjustment_mode,
-            adjustment_intensity=adjustment_intensity,
-            epsilon=epsilon,
-            s_max=s_max,
-            clamp_threshold=clamp_threshold,
-            mask_sparsity_reg_factor=mask_sparsity_reg_factor,
-            mask_sparsity_reg_mode=mask_sparsity_reg_mode,
-            task_embedding_init_mode=task_embedding_init_mode,
-            embedding_clamp=embedding_clamp,
-            clip_grad_norm=clip_grad_norm,
-            protect=protect,
-            sparsity_guard_units=sparsity_guard_units,
-            check_finite=check_finite,
-            task_ids=task_ids,
-            task_inference=task_inference,
-            calibrate_task_inference=calibrate_task_inference,
-        )
-        _init_template(
-            self, hat_plugin, model, optimizer, criterion, train_mb_size, train_epochs,
-            eval_mb_size, device, plugins, evaluator, eval_every, base_kwargs,
-        )  # fmt: skip
-
-
-def _init_template(
-    strategy: SupervisedTemplate,
-    hat_plugin: HATPlugin,
-    model, optimizer, criterion, train_mb_size, train_epochs, eval_mb_size,
-    device, plugins, evaluator, eval_every, base_kwargs,
-) -> None:  # fmt: skip
-    _hat_model(model)
-    for p in plugins or []:
-        if isinstance(p, HATPlugin):
-            raise ValueError(
-                f"{type(strategy).__name__} already includes its own {type(hat_plugin).__name__} "
-                f"(strategy.hat_plugin); remove the {type(p).__name__} from plugins= or use "
-                "Naive(plugins=[...]) with one HAT plugin"
-            )
-    strategy.hat_plugin = hat_plugin
-    SupervisedTemplate.__init__(
-        strategy,
-        model=model,
-        optimizer=optimizer,
-        criterion=CrossEntropyLoss() if criterion is None else criterion,
-        train_mb_size=train_mb_size,
-        train_epochs=train_epochs,
-        eval_mb_size=eval_mb_size,
-        device=device,
-        plugins=[*(plugins or []), hat_plugin],
-        evaluator=evaluator,
-        eval_every=eval_every,
-        **base_kwargs,
-    )
+    plugin_class = AdaHATPlugin
+    __init__ = _init_taking(AdaHATConfig)

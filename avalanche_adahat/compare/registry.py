@@ -299,20 +299,33 @@ class HATSpec(StrategySpec):
 
         return getattr(strategies, self.cls_name)
 
-    def check(self, config: dict, params: dict) -> None:
-        from ..task_inference import RULES
+    def allowed_params(self) -> set[str]:
+        """The fields of the strategy's config (:mod:`avalanche_adahat.config`), less the
+        mode the spec fixes."""
+        return set(self.strategy_class().plugin_class.config_class.field_names()) - {
+            "adjustment_mode"
+        }
 
-        rule = params.get("task_inference")
-        if rule not in (None, *RULES):
-            raise CompareError(f"task_inference must be one of {', '.join(RULES)}, got {rule!r}")
-        calibrate = params.get("calibrate_task_inference")
-        if calibrate is not None and not isinstance(calibrate, bool):
-            raise CompareError(f"calibrate_task_inference must be true or false, got {calibrate!r}")
+    def check(self, config: dict, params: dict) -> None:
+        """Make the strategy's config from ``params``: its checks are the library's."""
         if config.get("scenario", "task") == "class" and params.get("task_ids") == "given":
             raise CompareError(
                 "--scenario class has no task labels: the HAT family runs with "
                 "task_ids='per_experience' (do not set task_ids='given')"
             )
+        config_class = self.strategy_class().plugin_class.config_class
+        try:
+            config_class(**self._hyperparameters(params, config.get("scenario", "task")))
+        except (TypeError, ValueError) as error:
+            raise CompareError(f"{config_class.__name__}: {error}") from None
+
+    def _hyperparameters(self, params: dict, scenario: str) -> dict:
+        params = {**params, "adjustment_mode": self.mode}
+        if not self.uses_alpha:
+            params.pop("alpha", None)
+        if scenario == "class":
+            params["task_ids"] = "per_experience"  # rule and calibration: the library's defaults
+        return params
 
     def build_model(self, config: dict, input_shape, num_classes: int) -> torch.nn.Module:
         """The configured HAT backbone; in the class scenario with heads sized from the
@@ -322,12 +335,7 @@ class HATSpec(StrategySpec):
         return super().build_model(config, input_shape, num_classes)
 
     def build(self, params: dict, plugins: list, *, scenario: str = "task", **common):
-        params = {**params, "adjustment_mode": self.mode}
-        if not self.uses_alpha:
-            params.pop("alpha", None)
-        if scenario == "class":
-            params["task_ids"] = "per_experience"  # rule and calibration: the library's defaults
-        return super().build(params, plugins, **common)
+        return super().build(self._hyperparameters(params, scenario), plugins, **common)
 
 
 @dataclass

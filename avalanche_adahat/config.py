@@ -1,0 +1,230 @@
+"""The HAT and AdaHAT hyperparameters: one checked, frozen dataclass each.
+
+:class:`HATConfig` and :class:`AdaHATConfig` are what the plugins, the strategies
+and ``compare`` share: a plugin or strategy takes one (``config=``) or its fields
+as keywords. Every hyperparameter check runs here, when the config is made, so bad
+input fails before anything trains, naming the parameter, the value and what is
+allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from . import task_inference as TI
+from .checks import (
+    check_bool,
+    check_non_negative,
+    check_non_negative_int,
+    check_one_of,
+    check_positive,
+    check_unit_interval,
+)
+from .functional import ADAHAT_MODES, HAT_MODES, INIT_MODES, REG_MODES
+from .modes import MODES
+
+__all__ = ["PAPER_ADAHAT", "PROTECT_MODES", "TASK_ID_MODES", "AdaHATConfig", "HATConfig"]
+
+#: ``gradient``: the rate scales the gradient (the papers); ``update``: it scales
+#: the change the optimizer made (the same under any optimizer, SPEC §6).
+PROTECT_MODES = ("gradient", "update")
+#: ``given``: the experiences' task labels; ``per_experience``: each training
+#: experience is a new task labelled by its index (streams without task labels).
+TASK_ID_MODES = ("given", "per_experience")
+
+
+@dataclass(frozen=True)
+class HATConfig:
+    """HAT's hyperparameters (Serra et al., ICML 2018).
+
+    :param adjustment_mode: how backbone gradients are adjusted (SPEC §3):
+        ``"hat"`` (HAT Eq. 2: zero on parameters used by earlier tasks),
+        ``"hat_random"`` (uniform(0, 1) there), ``"hat_const_alpha"``
+        (``alpha`` there), ``"hat_const_1"`` (no constraint). The AdaHAT
+        modes are in :class:`AdaHATConfig`.
+    :param s_max: maximum gate scale ``s_max`` (HAT Sec. 2.4). Default 400.
+    :param clamp_threshold: ``c`` of the embedding-gradient compensation
+        ``cosh(clamp(s e, -c, c))`` (HAT Sec. 2.5). Default 50.
+    :param mask_sparsity_reg_factor: weight of the mask sparsity regulariser
+        (HAT Eq. 5, ``c`` in the paper). Default 0.75 (HAT paper).
+    :param mask_sparsity_reg_mode: ``"original"`` (HAT Eq. 5) or ``"cross"``
+        (its average with a reward for reusing earlier tasks' units).
+    :param task_embedding_init_mode: initialisation of a new task's
+        embedding: ``"N01"``, ``"U-11"``, ``"U01"``, ``"U-10"`` or ``"last"``
+        (copy the previous task's embedding).
+    :param alpha: the constant rate of ``"hat_const_alpha"``, in [0, 1];
+        required by that mode and rejected by the others.
+    :param embedding_clamp: if set, clamp the training task's embedding to
+        ``[-embedding_clamp, embedding_clamp]`` after each step (the original
+        HAT code uses 6). Default ``None``: no clamp.
+    :param clip_grad_norm: if set, clip the gradient norm of all parameters
+        after the adjustment (the original HAT code uses 10000).
+    :param protect: ``"gradient"`` (default, as in the papers): the rate
+        multiplies the gradient before the optimizer step. ``"update"``: the
+        rate multiplies the change the optimizer made to each parameter, so
+        that protection means the same under momentum, weight decay and
+        adaptive optimizers (SPEC §6).
+    :param sparsity_guard_units: a sparsity ratio whose denominator counts
+        this many units or fewer is taken as 0 (the reference's guard). Default 10.
+    :param check_finite: raise ``FloatingPointError`` when the loss is NaN or
+        infinite, before it can corrupt parameters or masks (costs one device
+        sync per step). Default ``True``.
+    :param task_ids: ``"given"`` (the experiences' task labels) or
+        ``"per_experience"`` (class-incremental streams: each training experience
+        is a new task; see docs/CLASS_INCREMENTAL.md).
+    :param task_inference: predict each evaluation sample's task with this rule
+        (one of :data:`avalanche_adahat.task_inference.RULES`); ``None`` reads the
+        task labels, except with ``task_ids="per_experience"``, where it means the
+        default rule.
+    :param calibrate_task_inference: standardise each task's scores by their
+        statistics on its training data; ``None``: on with
+        ``task_ids="per_experience"``, off otherwise.
+    """
+
+    adjustment_mode: str = "hat"
+    s_max: float = 400.0
+    clamp_threshold: float = 50.0
+    mask_sparsity_reg_factor: float = 0.75
+    mask_sparsity_reg_mode: str = "original"
+    task_embedding_init_mode: str = "N01"
+    alpha: float | None = None
+    embedding_clamp: float | None = None
+    clip_grad_norm: float | None = None
+    protect: str = "gradient"
+    sparsity_guard_units: int = 10
+    check_finite: bool = True
+    task_ids: str = "given"
+    task_inference: str | None = None
+    calibrate_task_inference: bool | None = None
+
+    #: The ``adjustment_mode`` values this config takes.
+    allowed_modes: ClassVar[tuple[str, ...]] = HAT_MODES
+
+    def __post_init__(self) -> None:
+        check_one_of("adjustment_mode", self.adjustment_mode, self.allowed_modes)
+        check_positive("s_max", self.s_max)
+        check_positive("clamp_threshold", self.clamp_threshold)
+        check_non_negative("mask_sparsity_reg_factor", self.mask_sparsity_reg_factor)
+        check_one_of("mask_sparsity_reg_mode", self.mask_sparsity_reg_mode, REG_MODES)
+        check_one_of("task_embedding_init_mode", self.task_embedding_init_mode, INIT_MODES)
+        check_one_of("protect", self.protect, PROTECT_MODES)
+        check_non_negative_int("sparsity_guard_units", self.sparsity_guard_units)
+        check_bool("check_finite", self.check_finite)
+        if MODES[self.adjustment_mode].needs_alpha:
+            check_unit_interval(
+                "alpha", self.alpha, f" with adjustment_mode={self.adjustment_mode!r}"
+            )
+        elif self.alpha is not None:
+            raise ValueError(
+                f"alpha is only used by adjustment_mode='hat_const_alpha', got "
+                f"alpha={self.alpha!r} with adjustment_mode={self.adjustment_mode!r}"
+            )
+        for name in ("embedding_clamp", "clip_grad_norm"):
+            if getattr(self, name) is not None:
+                check_positive(name, getattr(self, name))
+        self._check_task_ids()
+        for name in ("s_max", "clamp_threshold", "mask_sparsity_reg_factor"):
+            object.__setattr__(self, name, float(getattr(self, name)))
+
+    def _check_task_ids(self) -> None:
+        """Check the task-identity fields and resolve their ``None`` defaults."""
+        check_one_of("task_ids", self.task_ids, TASK_ID_MODES)
+        check_one_of("task_inference", self.task_inference, (None, *TI.RULES))
+        if self.calibrate_task_inference is not None:
+            check_bool("calibrate_task_inference", self.calibrate_task_inference)
+        per_experience = self.task_ids == "per_experience"
+        if per_experience and self.task_inference is None:
+            object.__setattr__(self, "task_inference", TI.DEFAULT_RULE)
+        if self.calibrate_task_inference is None:  # on where task inference is the point
+            object.__setattr__(self, "calibrate_task_inference", per_experience)
+        if self.calibrate_task_inference and self.task_inference is None:
+            raise ValueError(
+                "calibrate_task_inference=True needs task_inference (one of "
+                f"{TI.RULES}) or task_ids='per_experience'"
+            )
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    @classmethod
+    def from_arguments(cls, config: HATConfig | None, hyperparameters: dict[str, Any]):
+        """``config`` as given, or one made from ``hyperparameters`` (not both)."""
+        if config is None:
+            return cls(**hyperparameters)
+        if not isinstance(config, cls):
+            raise TypeError(f"config must be a {cls.__name__}, got {type(config).__name__}")
+        if hyperparameters:
+            raise ValueError(
+                f"give either config= or hyperparameters as keywords, not both (got config "
+                f"and {sorted(hyperparameters)}); use config.replace(...) to change a field"
+            )
+        return config
+
+    def replace(self, **changes):
+        """A copy with ``changes`` applied (and checked)."""
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class AdaHATConfig(HATConfig):
+    """AdaHAT's hyperparameters (Wang et al., ECML PKDD 2024): :class:`HATConfig`'s
+    (with ``mask_sparsity_reg_factor`` 0.1 as in AdaHAT Exp. 1 and ``protect``
+    ``"update"``) and:
+
+    :param adjustment_mode: ``"adahat"`` (AdaHAT Eqs. 8-9: rate
+        ``r_l / (S + r_l)`` with ``r_l = adjustment_intensity / (epsilon + R_l)``),
+        ``"adahat_no_sum"`` (ablation: the number of earlier tasks instead of
+        the summative mask, on parameters used by an earlier task; 1 elsewhere.
+        This is the form of the paper's ablation code, not the reference
+        module's, which throttles every parameter by the 1-based task number),
+        ``"adahat_no_reg"`` (ablation: ``r = adjustment_intensity / epsilon``).
+    :param adjustment_intensity: ``alpha`` of AdaHAT Eq. 9, > 0. Default
+        ``None``: chosen when training starts from
+        :data:`~avalanche_adahat.plugins.DEFAULT_ADJUSTMENT_INTENSITY` by optimizer
+        family and ``protect`` mode (1e-2 for SGD-like optimizers and for
+        ``protect="update"``, 1e-7 for adaptive optimizers with
+        ``protect="gradient"``), from measured sweeps (docs/INTENSITY_SWEEP.md,
+        docs/ADAHAT_STUDY.md). The AdaHAT paper used 1e-6 with Adam; under plain
+        SGD so small a value makes AdaHAT behave almost exactly like HAT (SPEC §8).
+    :param epsilon: added to the network sparsity in Eq. 9, > 0. Default 0.1.
+    :param protect: default ``"update"``: the rate scales the optimizer's change of
+        each parameter, so AdaHAT's soft rates mean the same under Adam as under
+        SGD (under plain SGD both modes are the same update). Measured on Permuted
+        Fashion-MNIST, 20 tasks, Adam (docs/ADAHAT_STUDY.md): ``update`` with the
+        default intensity 1e-2 beats the paper's ``gradient`` with 1e-6. The paper's
+        configuration is :data:`PAPER_ADAHAT`.
+    """
+
+    adjustment_mode: str = "adahat"
+    mask_sparsity_reg_factor: float = 0.1
+    protect: str = "update"
+    adjustment_intensity: float | None = None
+    epsilon: float = 0.1
+
+    allowed_modes: ClassVar[tuple[str, ...]] = ADAHAT_MODES
+
+    def __post_init__(self) -> None:
+        if self.alpha is not None:
+            raise ValueError(
+                "alpha belongs to HATPlugin(adjustment_mode='hat_const_alpha'); AdaHAT's "
+                "intensity is adjustment_intensity"
+            )
+        super().__post_init__()
+        if self.adjustment_intensity is not None:
+            check_positive("adjustment_intensity", self.adjustment_intensity)
+            object.__setattr__(self, "adjustment_intensity", float(self.adjustment_intensity))
+        check_positive("epsilon", self.epsilon)
+        object.__setattr__(self, "epsilon", float(self.epsilon))
+
+
+#: The AdaHAT paper's configuration (Exp. 1: Adam lr 1e-3, alpha 1e-6, epsilon 0.1,
+#: reg factor 0.1, the rate on the gradient): ``AdaHAT(..., **PAPER_ADAHAT)``.
+PAPER_ADAHAT = {
+    "protect": "gradient",
+    "adjustment_intensity": 1e-6,
+    "epsilon": 0.1,
+    "mask_sparsity_reg_factor": 0.1,
+}
