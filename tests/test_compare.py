@@ -15,6 +15,7 @@ import torch
 from avalanche_adahat import benchmarks as bm
 from avalanche_adahat.__main__ import main
 from avalanche_adahat.compare import matrix_metrics
+from avalanche_adahat.fast_data import TensorLoader, TensorSource
 
 FMNIST = Path("/usr/share/datasets/fashion-mnist")
 STRATEGIES = ["adahat", "hat", "naive", "ewc"]
@@ -194,8 +195,8 @@ def test_tensor_sources_equal_avalanche_datasets(build):
 
 
 def test_tensor_loader_batches():
-    source = bm.TensorSource(torch.arange(10.0).reshape(10, 1), torch.arange(10) % 3, 7)
-    loader = bm.TensorLoader(source, batch_size=4, shuffle=True)
+    source = TensorSource(torch.arange(10.0).reshape(10, 1), torch.arange(10) % 3, 7)
+    loader = TensorLoader(source, batch_size=4, shuffle=True)
     assert len(loader) == 3
     batches = list(loader)
     assert [len(b[0]) for b in batches] == [4, 4, 2]
@@ -203,7 +204,7 @@ def test_tensor_loader_batches():
     assert sorted(xs.tolist()) == list(range(10))
     for x, y, t in batches:
         assert torch.equal(y, x.flatten().long() % 3) and set(t.tolist()) == {7}
-    ordered = torch.cat([b[0] for b in bm.TensorLoader(source, 4, shuffle=False)]).flatten()
+    ordered = torch.cat([b[0] for b in TensorLoader(source, 4, shuffle=False)]).flatten()
     assert ordered.tolist() == list(range(10))
     ordered[0] = -1.0  # batches are copies, never views of the stored data
     assert source.x[0, 0] == 0.0

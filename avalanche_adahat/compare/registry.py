@@ -33,6 +33,7 @@ from typing import Any
 import torch
 
 from .. import benchmarks as bm
+from ..fast_data import sources_from_flat_datasets
 from ..models import HATMLP, HATAlexNet, HATResNet18
 from ..task_inference import RULES as TASK_INFERENCE_RULES
 from .errors import CompareError
@@ -96,8 +97,8 @@ def _class_split_fmnist(n_experiences, seed, data_root):
         dataset_root=bm.torchvision_fmnist_root(data_root or bm.DEBIAN_FMNIST),
     )
     benchmark.tensor_sources = {
-        "train": bm.sources_from_flat_datasets(benchmark.train_stream),
-        "test": bm.sources_from_flat_datasets(benchmark.test_stream),
+        "train": sources_from_flat_datasets(benchmark.train_stream),
+        "test": sources_from_flat_datasets(benchmark.test_stream),
     }
     return benchmark
 

@@ -14,6 +14,7 @@ import torch
 from avalanche.core import SupervisedPlugin
 
 from .. import benchmarks as bm
+from ..fast_data import FastDataPlugin
 from ..metrics import accuracy_matrix
 from .config import progress_mode, strategy_params
 from .errors import CompareError
@@ -168,7 +169,7 @@ def run_one(config: dict, name: str, seed: int, benchmark) -> dict:
     evaluator = _evaluator(progress, task_id=infers_tasks)
     recorder = CapacityRecorder() if spec.hat_family else None
     sources = getattr(benchmark, "tensor_sources", None)
-    fast = bm.FastDataPlugin(sources) if sources and config.get("fast_data", True) else None
+    fast = FastDataPlugin(sources) if sources and config.get("fast_data", True) else None
     strategy = spec.build(
         strategy_params(config, name),
         [p for p in (fast, recorder) if p is not None],

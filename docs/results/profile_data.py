@@ -26,8 +26,8 @@ def measure(
 ):
     from avalanche.training.supervised import Naive
 
-    from avalanche_adahat.benchmarks import FastDataPlugin
     from avalanche_adahat.compare import BENCHMARKS
+    from avalanche_adahat.fast_data import FastDataPlugin
 
     spec = BENCHMARKS[benchmark_name]
     t0 = time.perf_counter()
