@@ -71,6 +71,12 @@ class HATConfig:
     :param check_finite: raise ``FloatingPointError`` when the loss is NaN or
         infinite, before it can corrupt parameters or masks (costs one device
         sync per step). Default ``True``.
+    :param compile_step: run the parameter-sized maths of each step (the rates
+        applied to gradients or updates) through ``torch.compile``
+        (:mod:`avalanche_adahat.step`): one fused pass per parameter. Pays on long
+        runs of large models; the compilation takes seconds per model
+        (``plugin.step_maths.compile_seconds``; benchmarks/overhead.py measures
+        both). Same numbers as eager. Default ``False``.
     :param task_ids: ``"given"`` (the experiences' task labels) or
         ``"per_experience"`` (class-incremental streams: each training experience
         is a new task; see docs/CLASS_INCREMENTAL.md).
@@ -95,6 +101,7 @@ class HATConfig:
     protect: str = "gradient"
     sparsity_guard_units: int = 10
     check_finite: bool = True
+    compile_step: bool = False
     task_ids: str = "given"
     task_inference: str | None = None
     calibrate_task_inference: bool | None = None
@@ -112,6 +119,7 @@ class HATConfig:
         check_one_of("protect", self.protect, PROTECT_MODES)
         check_non_negative_int("sparsity_guard_units", self.sparsity_guard_units)
         check_bool("check_finite", self.check_finite)
+        check_bool("compile_step", self.compile_step)
         if MODES[self.adjustment_mode].needs_alpha:
             check_unit_interval(
                 "alpha", self.alpha, f" with adjustment_mode={self.adjustment_mode!r}"

@@ -35,6 +35,7 @@ from .config import PAPER_ADAHAT, AdaHATConfig, HATConfig
 from .masking import CoveredParameter, HATModule
 from .modes import MODES, AdjustmentMode
 from .rate_plan import RatePlan, UnitRates
+from .step import StepMaths
 from .subnormals import flush_subnormals_is_on
 
 __all__ = [
@@ -99,6 +100,7 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
         self._warned_untrained: set[int] = set()
         self._flushing = False  # inside a training step, subnormals flushed
         self._flush_was_on = False  # the thread's subnormal mode before it
+        self.step_maths = StepMaths(self.compile_step)
         self._reset_task_state()
 
     # ------------------------------------------------------------------ state
@@ -111,7 +113,8 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
         self._step_gates: Tensor | None = None
         self._ratios: Tensor | None = None  # [R_1, ..., R_L, total] of the last batch
         self._layer_sparsity: Tensor | None = None  # its first L entries, detached, when asked
-        self._snapshots: list[tuple[Tensor, Tensor, Tensor]] = []
+        # protect="update": (parameters, their values before the step, out and in rates).
+        self._snapshots: tuple[list, list, list, list] | tuple = ()
         # The model's structure, looked up once per task instead of once per hook
         # (each lookup walks model.modules()).
         self._structure_of: int | None = None  # id() of the model it belongs to
@@ -280,26 +283,25 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
             self._protect_trained_private()
             if self.protection_active:
                 rates = self.current_unit_rates(_unwrap(strategy.model))
-                random = self.mode.random
-                if self.protect == "gradient" and random:
-                    for r in rates:
-                        if r.covered.param.grad is not None:
-                            r.covered.param.grad.mul_(r.full(random))
-                elif self.protect == "gradient":
+                if self.protect == "gradient":
                     kept = [r for r in rates if r.covered.param.grad is not None]
-                    F.mul_outer_max_all_(
-                        [r.covered.param.grad for r in kept],
-                        [r.views[0] for r in kept],
-                        [r.views[1] for r in kept],
-                    )
+                    if kept:
+                        self.step_maths.scale(*self._step_rates(kept, lambda p: p.grad))
                 else:
-                    self._snapshots = [
-                        (r.covered.param, r.covered.param.detach().clone(), r.full(random))
-                        for r in rates
-                    ]
+                    params, outs, ins = self._step_rates(rates, lambda p: p.detach())
+                    self._snapshots = (params, [p.clone() for p in params], outs, ins)
             self._compensate_embedding_grads()
         if self.clip_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(strategy.model.parameters(), self.clip_grad_norm)
+
+    def _step_rates(self, rates: list[UnitRates], tensor_of) -> tuple[list, list, list]:
+        """``(tensors, out rates, in rates)`` of this step for :class:`StepMaths`: each
+        parameter's unit rates viewed to broadcast, or, in a random mode, its
+        parameter-sized random rates (drawn here) as the out rate."""
+        tensors = [tensor_of(r.covered.param) for r in rates]
+        if self.mode.random:
+            return tensors, [r.full(random=True) for r in rates], [None] * len(rates)
+        return tensors, [r.views[0] for r in rates], [r.views[1] for r in rates]
 
     def _protect_trained_private(self) -> None:
         """Rate 0 on the heads and BatchNorms of trained tasks, in every mode (SPEC §3).
@@ -331,12 +333,11 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
         if not (self._snapshots or self._private_snapshots) and self.embedding_clamp is None:
             return
         with torch.no_grad():
-            for p, before, rate in self._snapshots:
-                # lerp is exact at 0 (keeps `before`) and at 1 (keeps the update).
-                p.copy_(torch.lerp(before, p.detach(), rate.to(p.dtype)))
+            if self._snapshots:
+                self.step_maths.blend(*self._snapshots)
             for p, before in self._private_snapshots:
                 p.copy_(before)
-            self._snapshots, self._private_snapshots = [], []
+            self._snapshots, self._private_snapshots = (), []
             if self.embedding_clamp is not None:
                 for e in self._embeddings:
                     e.clamp_(-self.embedding_clamp, self.embedding_clamp)
@@ -366,7 +367,7 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
             stats = TI.score_statistics(model, strategy.experience.dataset, self.task_label)
             model.store_task_score_stats(self.task_label, stats)
         self._rate_plan = None  # the masks changed: rates are laid out anew if asked for
-        self._snapshots, self._private_snapshots = [], []
+        self._snapshots, self._private_snapshots = (), []
         self._step_embeddings = None
 
     # ------------------------------------------------------------------ rates

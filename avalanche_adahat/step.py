@@ -1,0 +1,111 @@
+"""The parameter-sized maths of one training step, readable, compiled when asked.
+
+HAT Eq. 2 and AdaHAT Eq. 8 scale every covered parameter's gradient (or, with
+``protect="update"``, the optimizer's change of it) by the parameter's rate, the
+outer max of two unit-wise rate vectors (SPEC §3). These are the only per-step
+operations as large as the model; everything else of HAT's step is a few ops on
+unit-sized vectors.
+
+:func:`scale_by_rates` and :func:`blend_by_rates` are written once, readably.
+:class:`StepMaths` runs them through ``torch.compile`` (inductor fuses the outer
+max into the multiply or the ``lerp``: one pass over each parameter, no
+temporaries), or eagerly. Eager ``scale_by_rates`` materialises a parameter-sized
+outer max per weight, so the eager path runs
+:func:`avalanche_adahat.functional.mul_outer_max_all_` instead, the measured hot
+path (blocked, ``torch._foreach``), which ``tests/test_step.py`` shows equal to the
+readable version bitwise (max and multiply round nothing). Rates and scales are
+tensors, so one compilation serves every step and task of a model (one per set of
+parameter shapes); the first call's seconds are in :attr:`StepMaths.compile_seconds`.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import torch
+from torch import Tensor
+
+from . import functional as F
+
+__all__ = ["StepMaths", "blend_by_rates", "scale_by_rates"]
+
+
+def _rate(out_rate: Tensor, in_rate: Tensor | None) -> Tensor:
+    """A parameter's rate from its unit rates viewed to broadcast (SPEC §3 outer max)."""
+    return out_rate if in_rate is None else torch.maximum(out_rate, in_rate)
+
+
+def scale_by_rates(tensors: list[Tensor], out_rates: list[Tensor], in_rates: list) -> None:
+    """HAT Eq. 2 / AdaHAT Eq. 8: ``t *= max(out_i, in_j)`` in place, for every tensor
+    (gradients) with its rates viewed by :func:`avalanche_adahat.functional.rate_views`."""
+    for t, out_rate, in_rate in zip(tensors, out_rates, in_rates):
+        t.mul_(_rate(out_rate, in_rate))
+
+
+def blend_by_rates(
+    params: list[Tensor], befores: list[Tensor], out_rates: list[Tensor], in_rates: list
+) -> None:
+    """``protect="update"``: ``p = lerp(before, p, rate)``, the optimizer's change of each
+    parameter scaled by its rate (exact at rate 0, ``before``, and at rate 1, ``p``)."""
+    for p, before, out_rate, in_rate in zip(params, befores, out_rates, in_rates):
+        p.copy_(torch.lerp(before, p, _rate(out_rate, in_rate).to(p.dtype)))
+
+
+def _scale_eager(tensors, out_rates, in_rates) -> None:
+    F.mul_outer_max_all_(tensors, out_rates, in_rates)
+
+
+class StepMaths:
+    """:func:`scale_by_rates` and :func:`blend_by_rates`, compiled or eager.
+
+    ``compile=True``: ``torch.compile`` (inductor, static shapes) on first use; if
+    compiling fails (no C++ compiler, an unsupported platform) a warning says why
+    and the eager path runs from then on.
+    """
+
+    def __init__(self, compile: bool = False):
+        self.compile = compile
+        self.compile_seconds = 0.0  # spent in first calls (tracing and code generation)
+        self._scale = _scale_eager
+        self._blend = blend_by_rates
+        if compile:
+            self._scale = self._compiled(scale_by_rates, "_scale", _scale_eager)
+            self._blend = self._compiled(blend_by_rates, "_blend", blend_by_rates)
+
+    def scale(self, tensors: list[Tensor], out_rates: list[Tensor], in_rates: list) -> None:
+        self._scale(tensors, out_rates, in_rates)
+
+    def blend(self, params, befores, out_rates, in_rates) -> None:
+        self._blend(params, befores, out_rates, in_rates)
+
+    def _compiled(self, fn, slot: str, eager):
+        compiled = torch.compile(fn, dynamic=False, fullgraph=True)
+        seen: set[tuple] = set()
+
+        def run(*lists):
+            key = tuple(tuple(t.shape) if t is not None else None for ts in lists for t in ts)
+            first = key not in seen
+            start = time.perf_counter()
+            try:
+                compiled(*lists)
+            except Exception as error:  # compiling failed: nothing was run
+                warnings.warn(
+                    f"torch.compile of {fn.__name__} failed ({type(error).__name__}: {error}); "
+                    "running it eagerly",
+                    stacklevel=3,
+                )
+                setattr(self, slot, eager)
+                eager(*lists)
+                return
+            if first:
+                seen.add(key)
+                self.compile_seconds += time.perf_counter() - start
+
+        return run
+
+    def __getstate__(self):  # compiled functions do not pickle: made anew on load
+        return {"compile": self.compile}
+
+    def __setstate__(self, state):
+        self.__init__(state["compile"])

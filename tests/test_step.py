@@ -1,0 +1,128 @@
+"""The step's parameter-sized maths (avalanche_adahat.step): readable, eager hot path and
+compiled versions agree bit for bit, and a compiled training run equals an eager one."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+from _data import protected_entries, tensor_benchmark
+from avalanche.training.plugins import EvaluationPlugin
+
+from avalanche_adahat import HAT, AdaHAT
+from avalanche_adahat import functional as F
+from avalanche_adahat import step as S
+from avalanche_adahat.models import HATMLP
+
+# (parameter shape, has input units): a Linear, its bias, a conv, a Linear after a conv.
+SHAPES = [((6, 5), True), ((6,), False), ((4, 3, 3, 3), True), ((5, 8), True)]
+
+
+def _case(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    tensors, outs, ins = [], [], []
+    for shape, has_in in SHAPES:
+        tensors.append(torch.randn(shape, generator=g))
+        # rates with exact zeros and ones, as HAT's, and soft values, as AdaHAT's
+        out = torch.rand(shape[0], generator=g).mul_(torch.randint(0, 3, (shape[0],), generator=g))
+        out = out.clamp_(max=1.0)
+        inp = torch.rand(shape[1], generator=g) if has_in else None
+        o, i = F.rate_views(out, inp, len(shape))
+        outs.append(o)
+        ins.append(i)
+    return tensors, outs, ins
+
+
+def test_eager_hot_path_equals_the_readable_formula_bitwise():
+    a, outs, ins = _case()
+    b = [t.clone() for t in a]
+    S.scale_by_rates(a, outs, ins)
+    F.mul_outer_max_all_(b, outs, ins, block=16)  # small blocks: every branch runs
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+def test_blend_is_exact_at_rates_zero_and_one():
+    before = [torch.randn(3, 4)]
+    after = [before[0] + 1.0]
+    out = torch.tensor([0.0, 1.0, 0.5]).view(3, 1)
+    S.blend_by_rates(after, before, [out], [None])
+    assert torch.equal(after[0][0], before[0][0])
+    assert torch.equal(after[0][1], before[0][1] + 1.0)
+    assert torch.allclose(after[0][2], before[0][2] + 0.5)
+
+
+def test_compiled_step_maths_equal_eager_bitwise():
+    eager, compiled = S.StepMaths(compile=False), S.StepMaths(compile=True)
+    a, outs, ins = _case(1)
+    b = [t.clone() for t in a]
+    eager.scale(a, outs, ins)
+    compiled.scale(b, outs, ins)
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert compiled.compile_seconds > 0
+    before = [t.clone() for t in a]
+    a2 = [t + 0.25 for t in a]
+    b2 = [t.clone() for t in a2]
+    eager.blend(a2, before, outs, ins)
+    compiled.blend(b2, before, outs, ins)
+    assert all(torch.equal(x, y) for x, y in zip(a2, b2))
+    spent = compiled.compile_seconds
+    compiled.scale(b, outs, ins)  # same shapes: no compilation is counted again
+    assert compiled.compile_seconds == spent
+
+
+def test_a_failed_compilation_warns_and_runs_eagerly(monkeypatch):
+    def broken(fn, **kwargs):
+        def run(*args):
+            raise RuntimeError("no C++ compiler")
+
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken)
+    maths = S.StepMaths(compile=True)
+    a, outs, ins = _case(2)
+    b = [t.clone() for t in a]
+    with pytest.warns(UserWarning, match="no C\\+\\+ compiler"):
+        maths.scale(a, outs, ins)
+    S.scale_by_rates(b, outs, ins)
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+def _train_two_tasks(cls, compile_step, **kwargs):
+    benchmark = tensor_benchmark(n_tasks=2)
+    torch.manual_seed(0)
+    model = HATMLP(8, (12, 10), 2)
+    strategy = cls(
+        model=model,
+        optimizer=torch.optim.Adam(model.parameters(), lr=1e-2),
+        train_mb_size=16,
+        evaluator=EvaluationPlugin(loggers=[]),
+        compile_step=compile_step,
+        **kwargs,
+    )
+    start = time.perf_counter()
+    strategy.train(benchmark.train_stream[0])
+    protected = protected_entries(model)
+    before = {cp.name: cp.param.detach().clone() for cp in model.covered_parameters()}
+    strategy.train(benchmark.train_stream[1])
+    if compile_step:
+        spent = strategy.hat_plugin.step_maths.compile_seconds
+        assert 0 < spent <= time.perf_counter() - start
+    for cp in model.covered_parameters() if cls is HAT else []:  # HAT's guarantee
+        keep = protected[cp.name]
+        assert torch.equal(cp.param.detach()[keep], before[cp.name][keep]), cp.name
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("protect", ["gradient", "update"])
+def test_a_compiled_hat_run_equals_the_eager_one_bitwise(protect):
+    eager, compiled = (_train_two_tasks(HAT, c, protect=protect) for c in (False, True))
+    assert all(torch.equal(eager[k], compiled[k]) for k in eager)
+
+
+def test_a_compiled_adahat_run_equals_the_eager_one_to_float_rounding():
+    """protect="update" with soft rates: inductor's lerp rounds some entries 1 ulp
+    apart from ATen's, so the runs agree to float rounding, not bit for bit."""
+    eager, compiled = (_train_two_tasks(AdaHAT, c) for c in (False, True))
+    for k in eager:
+        torch.testing.assert_close(compiled[k], eager[k], rtol=1e-4, atol=1e-6)
