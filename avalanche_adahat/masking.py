@@ -2,8 +2,9 @@
 and summative masks, and the map from each backbone parameter to its units.
 
 A :class:`HATMask` sits on the output units (features or channels) of one
-weighted layer. A backbone (:class:`HATModule`) owns an ordered list of them and
-declares, for every parameter it wants protected, which mask indexes its output
+weighted layer. A backbone (:class:`HATModule`) lists its weighted layers as HAT
+layers (:mod:`avalanche_adahat.layers`: the layer, its mask, the mask it reads),
+from which follows, for every parameter protected, which mask indexes its output
 dimension and which (if any) its input dimension (:class:`CoveredParameter`).
 Everything that must survive a checkpoint lives in parameters or buffers.
 """
@@ -11,6 +12,7 @@ Everything that must survive a checkpoint lives in parameters or buffers.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from avalanche.benchmarks.scenarios import CLExperience
@@ -19,6 +21,9 @@ from torch import Tensor, nn
 
 from .functional import INIT_MODES, gate
 from .task_inference import RULES, infer
+
+if TYPE_CHECKING:
+    from .layers import HATLayer
 
 __all__ = ["CoveredParameter", "HATMask", "HATModule", "gate_units", "init_embedding"]
 
@@ -153,9 +158,12 @@ class CoveredParameter:
 class HATModule(MultiTaskModule):
     """Base class of backbones with HAT masks (an Avalanche ``MultiTaskModule``).
 
-    Subclasses register :class:`HATMask` modules, apply :meth:`task_gates` in
-    ``forward_single_task`` and list their protected parameters in
-    :meth:`covered_parameters`.
+    Subclasses list their weighted layers, in forward order, as HAT layers in
+    :attr:`hat_layers` (:mod:`avalanche_adahat.layers`; each wrapper's ``layer``
+    and ``mask`` registered as submodules too) and apply the gates of
+    :meth:`gate_map` in ``forward_single_task``
+    (:func:`avalanche_adahat.layers.apply_gate`). The protected parameters
+    (:meth:`covered_parameters`) follow from the HAT layers.
 
     Gate used for task ``t`` (SPEC §1): the stored binary ``M^t`` once ``t`` has
     finished; while ``t`` trains, the step's soft gates ``sigmoid(s e^t)`` in
@@ -173,6 +181,10 @@ class HATModule(MultiTaskModule):
         self.s_max: float = 400.0
         self.task_embedding_init_mode: str = "N01"
         self._hat_masks: list[HATMask] | None = None
+        # The HAT layers in forward order: a plain list, out of the module tree, so
+        # that the layers and masks keep their own paths (state_dict keys, mask
+        # names) and the order of model.parameters() (clip_grad_norm_'s bits).
+        self.hat_layers: list[HATLayer] = []
         # Task-agnostic evaluation (avalanche_adahat.task_inference): (rule, calibrated).
         self._task_inference: tuple[str, bool] | None = None
         self.last_inferred_tasks: Tensor | None = None
@@ -284,7 +296,17 @@ class HATModule(MultiTaskModule):
         return self._hat_masks
 
     def covered_parameters(self) -> list[CoveredParameter]:
-        raise NotImplementedError
+        """The parameters HAT's gradient adjustment (HAT Eq. 2) protects, from
+        :attr:`hat_layers` in order: each layer's weight (output units: its mask,
+        input units: its input mask) and bias (output units only). Names are those
+        of ``named_parameters()``. A backbone with other needs overrides this."""
+        if not self.hat_layers:
+            raise NotImplementedError(
+                f"{type(self).__name__} lists no HAT layers: set self.hat_layers "
+                "(avalanche_adahat.layers) or override covered_parameters()"
+            )
+        names = {id(p): n for n, p in self.named_parameters()}
+        return [cp for layer in self.hat_layers for cp in layer.covered_parameters(names)]
 
     def trained_tasks(self) -> list[int]:
         """Task labels whose masks are stored, in training order."""
@@ -326,6 +348,14 @@ class HATModule(MultiTaskModule):
         else:
             gates = gate(self.task_embeddings(task_label), self.s_max)
         return list(gates.split([m.num_units for m in masks]))
+
+    def gate_map(self, task_label: int) -> dict[HATMask, Tensor] | None:
+        """``{mask: gate}`` for ``task_label`` (:meth:`task_gates`), or ``None`` (no
+        gating), for :func:`avalanche_adahat.layers.apply_gate`."""
+        gates = self.task_gates(task_label)
+        if gates is None:
+            return None
+        return dict(zip(self.hat_masks(), gates))
 
     @torch.no_grad()
     def store_task_masks(self, task_label: int) -> None:

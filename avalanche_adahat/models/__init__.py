@@ -4,7 +4,8 @@
 - :class:`HATAlexNet`: the HAT paper's CNN (no BatchNorm);
 - :class:`HATResNet`, :class:`HATResNet18`, :class:`HATResNet34`: CIFAR-style
   ResNets with masks on every conv (shortcuts included) and per-task BatchNorm;
-- :func:`convert_to_hat`: the HAT version of a plain ``nn.Sequential``;
+- :func:`convert_to_hat`: the HAT version of a plain ``nn.Sequential`` (or of a
+  torchvision ResNet-18/34);
 - :class:`TaskBatchNorm`: one BatchNorm per task label, for custom backbones.
 """
 

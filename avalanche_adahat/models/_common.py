@@ -1,6 +1,8 @@
-"""Helpers shared by the HAT backbones: per-task BatchNorm, heads, gates, checks."""
+"""Helpers shared by the HAT backbones: per-task BatchNorm, heads."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -9,9 +11,9 @@ from avalanche.models import IncrementalClassifier, MultiHeadClassifier
 from torch import Tensor, nn
 
 from ..checks import check_positive_int
-from ..masking import HATMask, HATModule, gate_units
+from ..masking import HATModule
 
-__all__ = ["HATBackbone", "TaskBatchNorm", "apply_gate", "make_head"]
+__all__ = ["HATBackbone", "TaskBatchNorm", "check_sizes", "make_head"]
 
 
 class TaskBatchNorm(nn.Module):
@@ -165,23 +167,8 @@ class HATBackbone(HATModule):
         for bn in self.task_batch_norms():
             bn.freeze_task(task_label)
 
-    def gate_map(self, task_label: int) -> dict[int, Tensor] | None:
-        """``{id(mask): gate}`` for ``task_label``, or ``None`` (no gating)."""
-        gates = self.task_gates(task_label)
-        if gates is None:
-            return None
-        return {id(m): g for m, g in zip(self.hat_masks(), gates)}
-
     def _head_forward(self, h: Tensor, task_label: int) -> Tensor:
         return self.head(h, task_label) if self.multi_head else self.head(h)
-
-
-def apply_gate(h: Tensor, gates: dict[int, Tensor] | None, mask: HATMask) -> Tensor:
-    """Multiply the units of ``h`` by ``mask``'s gate; channel gates broadcast
-    over spatial positions. ``gates=None``: no gating."""
-    if gates is None:
-        return h
-    return gate_units(h, gates[id(mask)])
 
 
 def make_head(in_features: int, num_classes: int | None, multi_head: bool) -> nn.Module:
@@ -200,3 +187,16 @@ def make_head(in_features: int, num_classes: int | None, multi_head: bool) -> nn
     if num_classes is None:
         return IncrementalClassifier(in_features, initial_out_features=2)
     return nn.Linear(in_features, num_classes)
+
+
+def check_sizes(
+    name: str, values: Sequence[int], expected: str, count: int | None = None
+) -> tuple[int, ...]:
+    """``values`` as a tuple of positive integers: ``count`` of them, or at least one
+    when ``count`` is ``None``; otherwise ``ValueError("{name} must {expected}, ...")``."""
+    values = tuple(values)
+    if (len(values) != count) if count is not None else len(values) == 0:
+        raise ValueError(f"{name} must {expected}, got {values!r}")
+    for v in values:
+        check_positive_int(name, v)
+    return values

@@ -7,12 +7,8 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 from ..checks import check_bool, check_positive_int, check_probability
-from ..masking import CoveredParameter, HATMask
-from ._common import (
-    HATBackbone,
-    apply_gate,
-    make_head,
-)
+from ..layers import apply_gate, hat_chain
+from ._common import HATBackbone, check_sizes, make_head
 
 __all__ = ["HATAlexNet"]
 
@@ -41,8 +37,10 @@ class HATAlexNet(HATBackbone):
     layer's units after the ReLU (as :class:`~avalanche_adahat.models.HATMLP`);
     a conv mask is one value per channel, broadcast over positions. The
     first Linear's input feature ``j`` belongs to channel ``j // (H*W)`` of the
-    last conv (PyTorch's channel-major flatten), which its
-    :class:`~avalanche_adahat.CoveredParameter` records with ``in_repeat=H*W``.
+    last conv (PyTorch's channel-major flatten): its
+    :class:`~avalanche_adahat.layers.HATLinear` has ``in_repeat=H*W``. The HAT
+    layers (``hat_layers``: 3 convs, then the FCs) keep their layers in
+    ``convs`` / ``fcs`` and their masks in ``conv_masks`` / ``fc_masks``.
 
     :param in_channels: image channels (3 for RGB, 1 for grey).
     :param input_size: image height = width, at least 12 (32 for CIFAR, 28 for MNIST).
@@ -74,18 +72,10 @@ class HATAlexNet(HATBackbone):
         check_bool("multi_head", multi_head)
         check_probability("conv1_dropout", conv1_dropout)
         check_probability("dropout", dropout)
-        channels = tuple(channels)
-        if len(channels) != 3:
-            raise ValueError(
-                f"channels must give the output channels of the 3 conv layers, got {channels!r}"
-            )
-        for c in channels:
-            check_positive_int("channels", c)
-        fc_sizes = tuple(fc_sizes)
-        if len(fc_sizes) == 0:
-            raise ValueError("fc_sizes must list at least one fully connected layer, got ()")
-        for f in fc_sizes:
-            check_positive_int("fc_sizes", f)
+        channels = check_sizes(
+            "channels", channels, "give the output channels of the 3 conv layers", 3
+        )
+        fc_sizes = check_sizes("fc_sizes", fc_sizes, "list at least one fully connected layer")
         kernels, sizes = _alexnet_geometry(input_size)
         if min(kernels) < 1 or sizes[-1] < 1:
             raise ValueError(
@@ -100,14 +90,17 @@ class HATAlexNet(HATBackbone):
         self.feature_size = sizes[-1]  # H = W of the last conv stage's output
 
         ins = (in_channels, *channels[:-1])
-        self.convs = nn.ModuleList(
-            nn.Conv2d(a, b, kernel_size=k) for a, b, k in zip(ins, channels, kernels)
-        )
-        self.conv_masks = nn.ModuleList(HATMask(c) for c in channels)
-        flat = channels[-1] * self.feature_size**2
-        fc_in = (flat, *fc_sizes[:-1])
-        self.fcs = nn.ModuleList(nn.Linear(a, b) for a, b in zip(fc_in, fc_sizes))
-        self.fc_masks = nn.ModuleList(HATMask(f) for f in fc_sizes)
+        convs = [nn.Conv2d(a, b, kernel_size=k) for a, b, k in zip(ins, channels, kernels)]
+        fc_in = (channels[-1] * self.feature_size**2, *fc_sizes[:-1])
+        fcs = [nn.Linear(a, b) for a, b in zip(fc_in, fc_sizes)]
+        # conv -> linear: each channel of the last conv covers H*W flattened features
+        repeats = [1] * len(convs) + [self.feature_size**2]
+        self.hat_layers = hat_chain(convs + fcs, repeats)
+        conv_layers, fc_layers = self.hat_layers[: len(convs)], self.hat_layers[len(convs) :]
+        self.convs = nn.ModuleList(w.layer for w in conv_layers)
+        self.conv_masks = nn.ModuleList(w.mask for w in conv_layers)
+        self.fcs = nn.ModuleList(w.layer for w in fc_layers)
+        self.fc_masks = nn.ModuleList(w.mask for w in fc_layers)
         self.pool = nn.MaxPool2d(2)
         self.conv1_dropout = nn.Dropout(conv1_dropout)
         self.dropout = nn.Dropout(dropout)
@@ -122,26 +115,12 @@ class HATAlexNet(HATBackbone):
             )
         gates = self.gate_map(task_label)
         h = x
-        for i, (conv, mask) in enumerate(zip(self.convs, self.conv_masks)):
-            h = apply_gate(conv(h).relu(), gates, mask)
+        n_convs = len(self.convs)
+        for i, conv in enumerate(self.hat_layers[:n_convs]):
+            h = apply_gate(conv(h).relu(), gates, conv.mask)
             h = self.pool(h)
             h = self.conv1_dropout(h) if i == 0 else self.dropout(h)
         h = h.flatten(1)
-        for fc, mask in zip(self.fcs, self.fc_masks):
-            h = self.dropout(apply_gate(fc(h).relu(), gates, mask))
+        for fc in self.hat_layers[n_convs:]:
+            h = self.dropout(apply_gate(fc(h).relu(), gates, fc.mask))
         return self._head_forward(h, task_label)
-
-    def covered_parameters(self) -> list[CoveredParameter]:
-        covered = []
-        previous, repeat = None, 1
-        layers = [("convs", self.convs, self.conv_masks), ("fcs", self.fcs, self.fc_masks)]
-        for group, modules, masks in layers:
-            if group == "fcs":
-                repeat = self.feature_size**2  # conv -> linear: H*W features per channel
-            for i, (layer, mask) in enumerate(zip(modules, masks)):
-                covered.append(
-                    CoveredParameter(f"{group}.{i}.weight", layer.weight, mask, previous, repeat)
-                )
-                covered.append(CoveredParameter(f"{group}.{i}.bias", layer.bias, mask))
-                previous, repeat = mask, 1
-        return covered

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import copy
+import sys
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 
 from ..checks import check_bool, check_positive_int
-from ..masking import CoveredParameter, HATMask, gate_units
+from ..layers import HAT_LAYERS, HATLayer, apply_gate, hat_chain
 from ._common import HATBackbone, TaskBatchNorm, make_head
+from .resnet import HATResNet
+from .torchvision_resnet import convert_torchvision_resnet
 
 __all__ = ["CONVERTIBLE_LAYERS", "HATSequential", "convert_to_hat"]
 
-_WEIGHTED = (nn.Linear, nn.Conv2d)
+_WEIGHTED = tuple(HAT_LAYERS)  # the layer types with a HAT wrapper
 _BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 _ACTIVATIONS = (
     nn.ReLU,
@@ -65,31 +68,33 @@ class HATSequential(HATBackbone):
     """A HAT backbone built by :func:`convert_to_hat` from an ``nn.Sequential``.
 
     ``layers`` holds the converted body (every layer but the final Linear),
-    ``masks`` one :class:`~avalanche_adahat.HATMask` per weighted layer of
-    the body, in order, and ``head`` the classifier. Use :func:`convert_to_hat`
-    to build one.
+    ``hat_layers`` the HAT layers of its weighted layers
+    (:func:`~avalanche_adahat.layers.hat_layer_for`), in order, whose masks are
+    in ``masks``, and ``head`` the classifier. Use :func:`convert_to_hat` to
+    build one.
+
+    :param gate_points: ``{layer index: (mask index, repeat)}``: after that layer
+        of the body, multiply by that mask's gate (each unit covering ``repeat``
+        features, after a ``Flatten``).
     """
 
     def __init__(
         self,
         layers: list[nn.Module],
-        masks: list[HATMask],
-        mask_points: dict[int, tuple[int, int]],
-        weighted: list[tuple[int, int, int | None, int]],
+        hat_layers: list[HATLayer],
+        gate_points: dict[int, tuple[int, int]],
         head: nn.Module,
         multi_head: bool,
         input_shape: tuple[int, ...],
     ):
         super().__init__()
         self.layers = nn.ModuleList(layers)
-        self.masks = nn.ModuleList(masks)
+        self.masks = nn.ModuleList(w.mask for w in hat_layers)
         self.head = head
         self.multi_head = multi_head
         self.input_shape = tuple(input_shape)
-        # layer index -> (mask index, repeat): apply mask after that layer
-        self._mask_points = dict(mask_points)
-        # (layer index, mask index, input mask index or None, in_repeat)
-        self._weighted = list(weighted)
+        self.hat_layers = list(hat_layers)
+        self._mask_points = dict(gate_points)
 
     def extra_repr(self) -> str:
         points = {
@@ -103,30 +108,15 @@ class HATSequential(HATBackbone):
                 f"this converted model expects inputs of shape (N, *{self.input_shape}) "
                 f"(the input_shape given to convert_to_hat), got {tuple(x.shape)}"
             )
-        gates = self.task_gates(task_label)
+        gates = self.gate_map(task_label)
         h = x
         for i, layer in enumerate(self.layers):
             h = layer(h, task_label) if isinstance(layer, TaskBatchNorm) else layer(h)
             point = self._mask_points.get(i)
-            if point is not None and gates is not None:
+            if point is not None:
                 mask_index, repeat = point
-                h = gate_units(h, gates[mask_index], repeat)
+                h = apply_gate(h, gates, self.masks[mask_index], repeat)
         return self._head_forward(h, task_label)
-
-    def covered_parameters(self) -> list[CoveredParameter]:
-        covered = []
-        for layer_index, mask_index, in_index, repeat in self._weighted:
-            layer = self.layers[layer_index]
-            mask = self.masks[mask_index]
-            in_mask = None if in_index is None else self.masks[in_index]
-            covered.append(
-                CoveredParameter(
-                    f"layers.{layer_index}.weight", layer.weight, mask, in_mask, repeat
-                )
-            )
-            if layer.bias is not None:
-                covered.append(CoveredParameter(f"layers.{layer_index}.bias", layer.bias, mask))
-        return covered
 
 
 #: Tensor methods and functions that only reshape a sample into a flat vector.
@@ -189,16 +179,19 @@ def convert_to_hat(
     input_shape: Sequence[int],
     num_classes: int | None = None,
     multi_head: bool = True,
-) -> HATSequential:
+) -> HATSequential | HATResNet:
     """Build the HAT version of a plain classifier: an ``nn.Sequential``, or any module
     whose forward applies its layers one after another (:func:`layer_chain`), such as
-    Avalanche's ``SimpleMLP``.
+    Avalanche's ``SimpleMLP``. A torchvision ResNet of basic blocks (``resnet18``,
+    ``resnet34``) becomes a :class:`~avalanche_adahat.models.HATResNet`
+    (:func:`~avalanche_adahat.models.torchvision_resnet.convert_torchvision_resnet`).
 
     The result has the same layers with copied (deep-copied, never shared)
     weights, plus:
 
-    - a :class:`~avalanche_adahat.HATMask` on the output units (features or
-      channels) of every ``Linear`` and ``Conv2d`` except the last layer. The
+    - a HAT layer (:func:`~avalanche_adahat.layers.hat_layer_for`: a
+      :class:`~avalanche_adahat.HATMask` on the output units, features or
+      channels) for every ``Linear`` and ``Conv2d`` except the last layer. The
       mask multiplies the units where they enter the next weighted layer (or
       the head), i.e. after whatever BatchNorm, activation, pooling, dropout
       and ``Flatten`` follow the layer. A gated-off unit is then exactly 0
@@ -250,6 +243,14 @@ def convert_to_hat(
             f"input_shape must be a non-empty sequence of positive integers (one sample, no "
             f"batch dimension), got {input_shape!r}"
         )
+    resnets = sys.modules.get("torchvision.models.resnet")  # imported if model is one
+    if resnets is not None and isinstance(model, resnets.ResNet):
+        if len(input_shape) != 3 or input_shape[0] != model.conv1.in_channels:
+            raise ValueError(
+                f"input_shape {input_shape} is not (channels, H, W) of this ResNet's "
+                f"{model.conv1.in_channels} input channels"
+            )
+        return convert_torchvision_resnet(model, num_classes=num_classes, multi_head=multi_head)
     layers = layer_chain(model)
     if len(layers) == 0:
         raise ValueError("convert_to_hat needs a non-empty nn.Sequential ending with a Linear")
@@ -300,34 +301,15 @@ def convert_to_hat(
         else:
             converted.append(copy.deepcopy(layer))
 
-    masks, mask_points, weighted = [], {}, []
+    # Each weighted layer's gate sits where its units enter the next weighted layer
+    # (or the head): at layer index j - 1, j that next layer.
+    gate_points, repeats = {}, []
     next_weighted = [*weighted_indices[1:], len(body)]  # the head is at index len(body)
     for m, (i, j) in enumerate(zip(weighted_indices, next_weighted)):
-        layer = body[i]
-        units = layer.out_features if isinstance(layer, nn.Linear) else layer.out_channels
-        masks.append(HATMask(units))
-        point_shape = shapes[j]  # what the next weighted layer (or the head) reads
-        repeat = 1
-        if len(point_shape) == 2 and point_shape[1] != units:
-            # a Flatten of (units, H, W) in between: channel c owns features c*H*W ...
-            if point_shape[1] % units != 0:
-                raise _layer_error(
-                    i,
-                    layer,
-                    f"its {units} output units reach the next weighted layer as "
-                    f"{point_shape[1]} features, which is not a flattened (units, H, W) map",
-                )
-            repeat = point_shape[1] // units
-        elif len(point_shape) == 4 and point_shape[1] != units:
-            raise _layer_error(
-                i, layer, f"its {units} channels reach the next layer as {point_shape[1]}"
-            )
-        mask_points[j - 1] = (m, repeat)
-        if m == 0:
-            weighted.append((i, m, None, 1))  # the first weighted layer reads the data
-        else:
-            # the previous mask is applied right before this layer (at index i - 1)
-            weighted.append((i, m, m - 1, mask_points[i - 1][1]))
+        repeats.append(_gate_repeat(i, body[i], shapes[j]))
+        gate_points[j - 1] = (m, repeats[-1])
+    # layer k reads the units of layer k - 1, each covering repeats[k - 1] features
+    hat_layers = hat_chain([converted[i] for i in weighted_indices], [1, *repeats])
 
     if multi_head:
         head = make_head(last.in_features, num_classes, True)
@@ -335,11 +317,29 @@ def convert_to_hat(
         head = copy.deepcopy(last)
     else:
         head = nn.Linear(last.in_features, num_classes, bias=last.bias is not None)
-    hat = HATSequential(converted, masks, mask_points, weighted, head, multi_head, input_shape)
+    hat = HATSequential(converted, hat_layers, gate_points, head, multi_head, input_shape)
     param = next(model.parameters(), None)
     if param is None:
         return hat
     return hat.to(device=param.device, dtype=param.dtype) if param.is_floating_point() else hat
+
+
+def _gate_repeat(index: int, layer: nn.Module, point_shape: tuple[int, ...]) -> int:
+    """Features per unit of weighted layer ``index`` where the next weighted layer
+    reads them (``point_shape``): 1, or ``H*W`` after a ``Flatten`` of its channels."""
+    units = layer.out_features if isinstance(layer, nn.Linear) else layer.out_channels
+    if point_shape[1] == units:
+        return 1
+    if len(point_shape) == 2 and point_shape[1] % units == 0:
+        return point_shape[1] // units  # a Flatten of (units, H, W): channel c owns c*H*W ...
+    if len(point_shape) == 2:
+        reason = (
+            f"its {units} output units reach the next weighted layer as {point_shape[1]} "
+            "features, which is not a flattened (units, H, W) map"
+        )
+    else:
+        reason = f"its {units} channels reach the next layer as {point_shape[1]}"
+    raise _layer_error(index, layer, reason)
 
 
 def _check_layer(index: int, layer: nn.Module) -> None:

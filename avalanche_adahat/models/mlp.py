@@ -7,8 +7,9 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 from ..checks import check_bool, check_positive_int, check_probability
-from ..masking import CoveredParameter, HATMask, HATModule, gate_units
-from ._common import make_head
+from ..layers import apply_gate, hat_chain
+from ..masking import HATModule
+from ._common import check_sizes, make_head
 
 __all__ = ["HATMLP"]
 
@@ -18,7 +19,9 @@ class HATMLP(HATModule):
 
     ``x -> [Linear -> ReLU -> mask -> Dropout] * len(hidden_sizes) -> head``.
     The mask multiplies each hidden layer's output after the nonlinearity, as
-    in the HAT paper's MLP.
+    in the HAT paper's MLP (HAT Eq. 1: ``h' = m^t * relu(W h + b)``). Each
+    Linear is a :class:`~avalanche_adahat.layers.HATLinear` in ``hat_layers``;
+    ``layers[i]`` and ``masks[i]`` are its Linear and mask.
 
     :param input_size: number of input features (inputs are flattened).
     :param hidden_sizes: units of each hidden layer, e.g. ``(256, 100, 64)``
@@ -45,18 +48,16 @@ class HATMLP(HATModule):
     ):
         super().__init__()
         check_positive_int("input_size", input_size)
-        if len(hidden_sizes) == 0:
-            raise ValueError("hidden_sizes must list at least one hidden layer, got []")
-        for size in hidden_sizes:
-            check_positive_int("hidden_sizes", size)
+        hidden_sizes = check_sizes("hidden_sizes", hidden_sizes, "list at least one hidden layer")
         check_bool("multi_head", multi_head)
         check_probability("dropout", dropout)
         check_probability("input_dropout", input_dropout)
         self.input_size = input_size
         self.multi_head = multi_head
         sizes = [input_size, *hidden_sizes]
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes, sizes[1:]))
-        self.masks = nn.ModuleList(HATMask(b) for b in hidden_sizes)
+        self.hat_layers = hat_chain(nn.Linear(a, b) for a, b in zip(sizes, sizes[1:]))
+        self.layers = nn.ModuleList(w.layer for w in self.hat_layers)
+        self.masks = nn.ModuleList(w.mask for w in self.hat_layers)
         self.input_dropout = nn.Dropout(input_dropout)
         self.dropout = nn.Dropout(dropout)
         self.head = make_head(sizes[-1], num_classes, multi_head)
@@ -68,21 +69,8 @@ class HATMLP(HATModule):
                 f"HATMLP expects {self.input_size} input features per sample "
                 f"(input_size), got input of shape {tuple(x.shape)}"
             )
-        gates = self.task_gates(task_label)
+        gates = self.gate_map(task_label)
         h = self.input_dropout(h)
-        for i, layer in enumerate(self.layers):
-            h = layer(h).relu()
-            if gates is not None:
-                h = gate_units(h, gates[i])
-            h = self.dropout(h)
+        for layer in self.hat_layers:
+            h = self.dropout(apply_gate(layer(h).relu(), gates, layer.mask))
         return self.head(h, task_label) if self.multi_head else self.head(h)
-
-    def covered_parameters(self) -> list[CoveredParameter]:
-        covered = []
-        previous = None
-        for i, (layer, mask) in enumerate(zip(self.layers, self.masks)):
-            covered.append(CoveredParameter(f"layers.{i}.weight", layer.weight, mask, previous))
-            if layer.bias is not None:
-                covered.append(CoveredParameter(f"layers.{i}.bias", layer.bias, mask))
-            previous = mask
-        return covered

@@ -30,7 +30,8 @@ block shortcut     ``m_out``           ``m_in``
 =================  ==================  =================
 
 conv2 and the shortcut conv both write the block output's channels, so both
-are indexed by ``m_out``. The convs have no bias (BN follows). Every conv is
+are indexed by ``m_out`` (the shortcut's
+:class:`~avalanche_adahat.layers.HATConv2d` shares conv2's mask). The convs have no bias (BN follows). Every conv is
 therefore a :class:`~avalanche_adahat.CoveredParameter`, the downsample 1x1
 shortcut convs included (the reference leaves them unprotected). The identity
 shortcut has no parameters: it carries channel ``i`` of ``x``, already gated
@@ -47,14 +48,10 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from ..checks import check_bool, check_positive_int
-from ..masking import CoveredParameter, HATMask
-from ._common import (
-    HATBackbone,
-    TaskBatchNorm,
-    apply_gate,
-    make_head,
-)
+from ..checks import check_bool, check_one_of, check_positive_int
+from ..layers import HATConv2d, apply_gate
+from ..masking import HATMask
+from ._common import HATBackbone, TaskBatchNorm, check_sizes, make_head
 
 __all__ = ["HATBasicBlock", "HATResNet", "HATResNet18", "HATResNet34"]
 
@@ -62,26 +59,45 @@ __all__ = ["HATBasicBlock", "HATResNet", "HATResNet18", "HATResNet34"]
 class HATBasicBlock(nn.Module):
     """ResNet basic block (two 3x3 convs) with HAT masks and per-task BN.
 
-    See the module docstring for the masking design. ``in_mask`` is not a
-    submodule: it is the mask of the block's input, owned by the layer before.
+    See the module docstring for the masking design. ``in_mask`` is the mask of
+    the block's input, owned by the layer before (``None``: the block reads the
+    data). The convs are :class:`~avalanche_adahat.layers.HATConv2d` layers in
+    ``hat_layers`` (conv1, conv2, then the shortcut conv if any).
     """
 
     expansion = 1
 
-    def __init__(self, in_planes: int, planes: int, stride: int = 1):
+    def __init__(
+        self, in_planes: int, planes: int, stride: int = 1, *, in_mask: HATMask | None = None
+    ):
         super().__init__()
-        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
+        conv1 = HATConv2d(
+            nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False),
+            input_mask=in_mask,
+        )
+        conv2 = HATConv2d(
+            nn.Conv2d(planes, planes, 3, stride=1, padding=1, bias=False), input_mask=conv1.mask
+        )
+        self.hat_layers = [conv1, conv2]
+        # Registered in this order: it fixes the order of parameters() and the masks.
+        self.conv1 = conv1.layer
         self.bn1 = TaskBatchNorm(planes)
-        self.mask1 = HATMask(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, stride=1, padding=1, bias=False)
+        self.mask1 = conv1.mask
+        self.conv2 = conv2.layer
         self.bn2 = TaskBatchNorm(planes)
         if stride != 1 or in_planes != planes:
-            self.shortcut_conv = nn.Conv2d(in_planes, planes, 1, stride=stride, bias=False)
+            shortcut = HATConv2d(
+                nn.Conv2d(in_planes, planes, 1, stride=stride, bias=False),
+                conv2.mask,  # writes the block output's channels too
+                input_mask=in_mask,
+            )
+            self.hat_layers.append(shortcut)
+            self.shortcut_conv = shortcut.layer
             self.shortcut_bn = TaskBatchNorm(planes)
         else:
             self.shortcut_conv = None
             self.shortcut_bn = None
-        self.out_mask = HATMask(planes)
+        self.out_mask = conv2.mask
 
     def forward(self, x: Tensor, task_label: int, gates: dict | None) -> Tensor:
         h = apply_gate(self.bn1(self.conv1(x), task_label).relu(), gates, self.mask1)
@@ -89,30 +105,14 @@ class HATBasicBlock(nn.Module):
         s = x if self.shortcut_conv is None else self.shortcut_bn(self.shortcut_conv(x), task_label)
         return apply_gate((r + s).relu(), gates, self.out_mask)
 
-    def covered_parameters(self, prefix: str, in_mask: HATMask) -> list[CoveredParameter]:
-        covered = [
-            CoveredParameter(f"{prefix}conv1.weight", self.conv1.weight, self.mask1, in_mask),
-            CoveredParameter(f"{prefix}conv2.weight", self.conv2.weight, self.out_mask, self.mask1),
-        ]
-        if self.shortcut_conv is not None:
-            covered.append(
-                CoveredParameter(
-                    f"{prefix}shortcut_conv.weight",
-                    self.shortcut_conv.weight,
-                    self.out_mask,
-                    in_mask,
-                )
-            )
-        return covered
-
 
 class HATResNet(HATBackbone):
     """CIFAR-style ResNet with basic blocks, HAT masks and per-task BatchNorm.
 
-    Stem: 3x3 conv (stride 1, no max-pooling) so 32x32 inputs keep a 4x4 map
-    before the global average pooling; four stages of ``width``, ``2 width``,
-    ``4 width``, ``8 width`` channels (strides 1, 2, 2, 2); global average
-    pooling; head. Masking and parameter-wise measures: see the module
+    Stem (``stem="cifar"``): 3x3 conv (stride 1, no max-pooling) so 32x32 inputs
+    keep a 4x4 map before the global average pooling; four stages of ``width``,
+    ``2 width``, ``4 width``, ``8 width`` channels (strides 1, 2, 2, 2); global
+    average pooling; head. Masking and parameter-wise measures: see the module
     docstring of :mod:`avalanche_adahat.models.resnet`.
 
     :param num_blocks: blocks per stage, four positive integers
@@ -124,6 +124,9 @@ class HATResNet(HATBackbone):
         small values give tiny networks for tests.
     :param multi_head: ``True`` (default): one head per task label
         (``MultiHeadClassifier``); ``False``: one shared head (not protected).
+    :param stem: ``"cifar"`` (default, above) or ``"imagenet"``: torchvision's
+        stem, a 7x7 conv of stride 2 and a 3x3 max-pooling of stride 2 (after
+        the stem's mask).
     """
 
     def __init__(
@@ -134,36 +137,38 @@ class HATResNet(HATBackbone):
         num_classes: int | None = None,
         width: int = 64,
         multi_head: bool = True,
+        stem: str = "cifar",
     ):
         super().__init__()
-        num_blocks = tuple(num_blocks)
-        if len(num_blocks) != 4:
-            raise ValueError(
-                f"num_blocks must give the blocks of the 4 stages, e.g. (2, 2, 2, 2), got "
-                f"{num_blocks!r}"
-            )
-        for n in num_blocks:
-            check_positive_int("num_blocks", n)
+        num_blocks = check_sizes(
+            "num_blocks", num_blocks, "give the blocks of the 4 stages, e.g. (2, 2, 2, 2)", 4
+        )
         check_positive_int("in_channels", in_channels)
         check_positive_int("width", width)
         check_bool("multi_head", multi_head)
+        check_one_of("stem", stem, ("cifar", "imagenet"))
         self.num_blocks = num_blocks
         self.in_channels = in_channels
         self.width = width
         self.multi_head = multi_head
+        self.stem = stem
 
-        self.stem_conv = nn.Conv2d(in_channels, width, 3, stride=1, padding=1, bias=False)
+        k, stride, pad = (3, 1, 1) if stem == "cifar" else (7, 2, 3)
+        first = HATConv2d(nn.Conv2d(in_channels, width, k, stride, pad, bias=False))
+        self.stem_conv = first.layer
         self.stem_bn = TaskBatchNorm(width)
-        self.stem_mask = HATMask(width)
+        self.stem_mask = first.mask
+        self.stem_pool = nn.Identity() if stem == "cifar" else nn.MaxPool2d(3, 2, 1)
         blocks = []
-        in_planes = width
+        in_planes, in_mask = width, first.mask
         for stage, n in enumerate(num_blocks):
             planes = width * 2**stage
             for b in range(n):
                 stride = 2 if (stage > 0 and b == 0) else 1
-                blocks.append(HATBasicBlock(in_planes, planes, stride))
-                in_planes = planes
+                blocks.append(HATBasicBlock(in_planes, planes, stride, in_mask=in_mask))
+                in_planes, in_mask = planes, blocks[-1].out_mask
         self.blocks = nn.ModuleList(blocks)
+        self.hat_layers = [first, *(layer for block in blocks for layer in block.hat_layers)]
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.feature_dim = in_planes
         self.head = make_head(in_planes, num_classes, multi_head)
@@ -176,56 +181,24 @@ class HATResNet(HATBackbone):
             )
         gates = self.gate_map(task_label)
         h = self.stem_bn(self.stem_conv(x), task_label).relu()
-        h = apply_gate(h, gates, self.stem_mask)
+        h = self.stem_pool(apply_gate(h, gates, self.stem_mask))
         for block in self.blocks:
             h = block(h, task_label, gates)
         h = self.pool(h).flatten(1)
         return self._head_forward(h, task_label)
 
-    def covered_parameters(self) -> list[CoveredParameter]:
-        covered = [CoveredParameter("stem_conv.weight", self.stem_conv.weight, self.stem_mask)]
-        in_mask = self.stem_mask
-        for i, block in enumerate(self.blocks):
-            covered += block.covered_parameters(f"blocks.{i}.", in_mask)
-            in_mask = block.out_mask
-        return covered
-
 
 class HATResNet18(HATResNet):
-    """:class:`HATResNet` with ``num_blocks=(2, 2, 2, 2)`` (ResNet-18)."""
+    """:class:`HATResNet` with ``num_blocks=(2, 2, 2, 2)`` (ResNet-18); the keywords
+    (``in_channels``, ``num_classes``, ``width``, ``multi_head``, ``stem``) are HATResNet's."""
 
-    def __init__(
-        self,
-        *,
-        in_channels: int = 3,
-        num_classes: int | None = None,
-        width: int = 64,
-        multi_head: bool = True,
-    ):
-        super().__init__(
-            (2, 2, 2, 2),
-            in_channels=in_channels,
-            num_classes=num_classes,
-            width=width,
-            multi_head=multi_head,
-        )
+    def __init__(self, **kwargs):
+        super().__init__((2, 2, 2, 2), **kwargs)
 
 
 class HATResNet34(HATResNet):
-    """:class:`HATResNet` with ``num_blocks=(3, 4, 6, 3)`` (ResNet-34)."""
+    """:class:`HATResNet` with ``num_blocks=(3, 4, 6, 3)`` (ResNet-34); the keywords
+    (``in_channels``, ``num_classes``, ``width``, ``multi_head``, ``stem``) are HATResNet's."""
 
-    def __init__(
-        self,
-        *,
-        in_channels: int = 3,
-        num_classes: int | None = None,
-        width: int = 64,
-        multi_head: bool = True,
-    ):
-        super().__init__(
-            (3, 4, 6, 3),
-            in_channels=in_channels,
-            num_classes=num_classes,
-            width=width,
-            multi_head=multi_head,
-        )
+    def __init__(self, **kwargs):
+        super().__init__((3, 4, 6, 3), **kwargs)
