@@ -191,7 +191,7 @@ class AdaHATConfig(HATConfig):
         ``"adahat_no_reg"`` (ablation: ``r = adjustment_intensity / epsilon``).
     :param adjustment_intensity: ``alpha`` of AdaHAT Eq. 9, > 0. Default
         ``None``: chosen when training starts from
-        :data:`~avalanche_adahat.plugins.DEFAULT_ADJUSTMENT_INTENSITY` by optimizer
+        :data:`~avalanche_adahat.optimizers.DEFAULT_ADJUSTMENT_INTENSITY` by optimizer
         family and ``protect`` mode (1e-2 for SGD-like optimizers and for
         ``protect="update"``, 1e-7 for adaptive optimizers with
         ``protect="gradient"``), from measured sweeps (docs/INTENSITY_SWEEP.md,

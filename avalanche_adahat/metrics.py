@@ -58,7 +58,6 @@ from avalanche.evaluation import PluginMetric
 from avalanche.evaluation.metric_results import MetricValue
 from avalanche.evaluation.metric_utils import get_metric_name
 
-from . import functional as F
 from .masking import HATModule
 from .metric_values import accuracy_matrix, capacity_curve, layer_names, mask_usage
 from .plugins import HATPlugin, _hat_model
@@ -101,17 +100,14 @@ def layer_adjustment_rates(plugin: HATPlugin, model: HATModule) -> list[float]:
     index = {id(m): i for i, m in enumerate(masks)}
     sums: list[list[torch.Tensor]] = [[] for _ in masks]
     counts = [0] * len(masks)
-    for r in plugin.current_unit_rates(model):
-        pair_sum, pairs = F.mean_outer_max(r.out_rate, r.in_rate)
-        kernel = r.covered.param.numel() // pairs  # a conv's kernel positions
-        i = index[id(r.covered.out_mask)]
-        sums[i].append(pair_sum.double() * kernel)
-        counts[i] += pairs * kernel
+    for covered, rate_sum, n in plugin.rate_sums(model):
+        i = index[id(covered.out_mask)]
+        sums[i].append(rate_sum.double())
+        counts[i] += n
     layer_sums = [torch.stack(s).sum() for s in sums if s]
     values = iter(torch.stack(layer_sums).tolist())  # one device sync
     rates = [next(values) / c if c else float("nan") for c in counts]
-    if plugin.mode.random:
-        rates = [r + plugin.mode.expected_used_rate * (1 - r) for r in rates]
+    rates = [plugin.mode.counted_rate(r) for r in rates]
     return rates
 
 

@@ -41,6 +41,13 @@ class AdjustmentMode:
     needs_alpha: bool = False
     expected_used_rate: float | None = None
 
+    def counted_rate(self, mean_rate):
+        """A mean rate as the network capacity counts it (AdaHAT Sec. 4.1): a random
+        mode's drawn rates on used parameters at their expectation."""
+        if not self.random:
+            return mean_rate
+        return mean_rate + self.expected_used_rate * (1 - mean_rate)
+
     def unit_rates(
         self, cumulative: Tensor, summative: Tensor, *, r, alpha, num_previous_tasks: int
     ) -> Tensor:

@@ -11,6 +11,11 @@ Each hook does one thing (SPEC §5 gives the order inside an iteration):
   compensate embedding gradients (HAT Sec. 2.5), clip;
 - ``after_update``: optional embedding clamp, ``protect="update"`` blending;
 - ``after_training_exp``: store ``M^t`` and update ``M^{<t}`` and ``S^{<t}``.
+
+Longer than this package's other modules (about 480 lines) for a reason: the hooks
+share one per-task state and run in the order above, which reads best in one class;
+the maths they call is elsewhere (:mod:`.functional`, :mod:`.step`, :mod:`.rate_plan`,
+:mod:`.optimizers`, :mod:`.composition` for the checks).
 """
 
 from __future__ import annotations
@@ -34,6 +39,11 @@ from .composition import (
 from .config import PAPER_ADAHAT, AdaHATConfig, HATConfig
 from .masking import CoveredParameter, HATModule
 from .modes import MODES, AdjustmentMode
+from .optimizers import (
+    DEFAULT_ADJUSTMENT_INTENSITY,
+    default_adjustment_intensity,
+    gradient_mode_caveat,
+)
 from .rate_plan import RatePlan, UnitRates
 from .step import StepMaths
 from .subnormals import flush_subnormals_is_on
@@ -45,36 +55,6 @@ __all__ = [
     "HATPlugin",
     "default_adjustment_intensity",
 ]
-
-#: Optimizers that divide each gradient by a running scale of its own.
-ADAPTIVE_OPTIMIZERS = (
-    torch.optim.Adam,
-    torch.optim.AdamW,
-    torch.optim.Adamax,
-    torch.optim.NAdam,
-    torch.optim.RAdam,
-    torch.optim.RMSprop,
-    torch.optim.Adagrad,
-    torch.optim.Adadelta,
-)
-
-#: AdaHAT's ``adjustment_intensity`` when none is given, by optimizer family and
-#: ``protect`` mode, from the sweep in docs/INTENSITY_SWEEP.md
-#: (``python benchmarks/intensity_sweep.py``; SPEC §8): the highest average accuracy
-#: among intensities forgetting less than 0.02 (none does with Adam and
-#: ``protect="gradient"``: there the highest average accuracy).
-DEFAULT_ADJUSTMENT_INTENSITY = {
-    ("sgd", "gradient"): 1e-2,
-    ("sgd", "update"): 1e-2,
-    ("adaptive", "gradient"): 1e-7,
-    ("adaptive", "update"): 1e-2,
-}
-
-
-def default_adjustment_intensity(optimizer: torch.optim.Optimizer, protect: str) -> float:
-    """The measured default intensity for ``optimizer``'s family and ``protect``."""
-    family = "adaptive" if isinstance(optimizer, ADAPTIVE_OPTIMIZERS) else "sgd"
-    return DEFAULT_ADJUSTMENT_INTENSITY[(family, protect)]
 
 
 class HATPlugin(SupervisedPlugin, supports_distributed=True):
@@ -416,6 +396,18 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
         return 1.0  # HAT modes do not use r
 
     @torch.no_grad()
+    def rate_sums(self, model: HATModule) -> list[tuple[CoveredParameter, Tensor, int]]:
+        """Per covered parameter: the sum of its entries' rates this step and their
+        number, without building the parameter-sized rate (rates drawn at random
+        counted as 1 where free, 0 where used; see :meth:`AdjustmentMode.counted_rate`)."""
+        sums = []
+        for r in self.current_unit_rates(model):
+            pair_sum, pairs = F.mean_outer_max(r.out_rate, r.in_rate)
+            kernel = r.covered.param.numel() // pairs  # a conv's kernel positions
+            sums.append((r.covered, pair_sum * kernel, pairs * kernel))
+        return sums
+
+    @torch.no_grad()
     def network_capacity(self, model: HATModule) -> Tensor:
         """Mean adjustment rate over all covered parameters (AdaHAT Sec. 4.1).
 
@@ -424,32 +416,12 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
         """
         if not self.protection_active:
             return torch.ones(())
-        total, count = 0.0, 0
-        for r in self.current_unit_rates(model):
-            pair_sum, pairs = F.mean_outer_max(r.out_rate, r.in_rate)
-            kernel = r.covered.param.numel() // pairs  # a conv's kernel positions
-            total, count = total + pair_sum * kernel, count + pairs * kernel
-        capacity = total / count
-        if self.mode.random:
-            capacity = capacity + self.mode.expected_used_rate * (1 - capacity)
-        return capacity
+        sums = self.rate_sums(model)
+        total = sum(s for _, s, _ in sums)
+        return self.mode.counted_rate(total / sum(n for _, _, n in sums))
 
     def _warn_about_optimizer(self, optimizer) -> None:
-        if self.protect != "gradient" or self._warned:
-            return
-        decay = any(g.get("weight_decay", 0) for g in optimizer.param_groups)
-        adaptive = isinstance(optimizer, ADAPTIVE_OPTIMIZERS)
-        reason = None
-        if decay:
-            reason = (
-                "the optimizer applies weight decay, which moves parameters whose gradient "
-                "the adjustment set to 0, so protection is not exact"
-            )
-        elif adaptive and self.mode.soft:
-            reason = (
-                f"{type(optimizer).__name__} divides out a constant gradient scale, so the soft "
-                f"rates of adjustment_mode={self.adjustment_mode!r} have little effect"
-            )
+        reason = None if self._warned else gradient_mode_caveat(optimizer, self.protect, self.mode)
         if reason:
             self._warned = True
             warnings.warn(

@@ -3,12 +3,15 @@
 Every strategy trains the same task-incremental stream (2 classes per task) from
 deep copies of one initial model with the same optimizer (SGD, lr 0.01, batch
 64, one epoch per task, so every epoch runs the full annealing schedule of
-``s``). Task 1 is trained untimed; every later task is one timed
+``s``). Tasks 1 and 2 are trained untimed (task 2 is the first whose rates
+constrain, where ``compile_step`` compiles); every later task is one timed
 ``strategy.train(experience)`` per strategy, the strategies taking turns in a
 rotating order, so each task gives one paired ratio to ``Naive``; the table shows
 the median over tasks (process CPU time, one thread by default).
 
-``HAT (subnormals kept)`` is HAT with the plugin's subnormal flush switched off:
+``(compiled)`` rows run with ``compile_step=True`` (:mod:`avalanche_adahat.step`);
+the seconds their compilation took (wall time, in task 2) are printed under the
+table. ``HAT (subnormals kept)`` is HAT with the plugin's subnormal flush switched off:
 the regression row for the slowdown that flush removes (gates
 ``sigmoid(s e)`` below float32's smallest normal number once ``s`` is large).
 
@@ -48,7 +51,14 @@ MODELS = {
     "resnet18": (lambda d: hat_models.HATResNet18(in_channels=3, num_classes=2), "HATResNet18"),
 }
 IMAGE_MODELS = ("alexnet", "resnet18")
-STRATEGIES = ("Naive", "HAT", "AdaHAT", "HAT (subnormals kept)")
+STRATEGIES = (
+    "Naive",
+    "HAT",
+    "AdaHAT",
+    "HAT (compiled)",
+    "AdaHAT (compiled)",
+    "HAT (subnormals kept)",
+)
 
 
 class _KeepSubnormals(HATPlugin):
@@ -105,10 +115,10 @@ def make_strategy(name, model, device):
     )
     if name == "Naive":
         return Naive(criterion=nn.CrossEntropyLoss(), **kwargs)
-    if name == "HAT":
-        return HAT(**kwargs)
-    if name == "AdaHAT":
-        return AdaHAT(**kwargs)
+    if name in ("HAT", "HAT (compiled)"):
+        return HAT(compile_step=name != "HAT", **kwargs)
+    if name in ("AdaHAT", "AdaHAT (compiled)"):
+        return AdaHAT(compile_step=name != "AdaHAT", **kwargs)
     return Naive(criterion=nn.CrossEntropyLoss(), plugins=[_KeepSubnormals()], **kwargs)
 
 
@@ -119,8 +129,12 @@ def _clock(device):
     return time.process_time()
 
 
-def bench(model_name, data, tasks, per_task, device):
-    """One row: the median over tasks 2.. of each strategy's epoch time over Naive's."""
+def strategy_names(compiled: bool) -> tuple[str, ...]:
+    return STRATEGIES if compiled else tuple(n for n in STRATEGIES if "compiled" not in n)
+
+
+def bench(model_name, data, tasks, per_task, device, compiled=True):
+    """One row: the median over tasks 3.. of each strategy's epoch time over Naive's."""
     benchmark = make_benchmark(data, model_name, tasks, per_task)
     if benchmark is None:
         return None
@@ -128,52 +142,68 @@ def bench(model_name, data, tasks, per_task, device):
     x0 = stream[0].dataset[0][0]
     torch.manual_seed(0)
     initial = MODELS[model_name][0](x0.numel())
-    strategies = {n: make_strategy(n, copy.deepcopy(initial), device) for n in STRATEGIES}
+    names = strategy_names(compiled)
+    strategies = {n: make_strategy(n, copy.deepcopy(initial), device) for n in names}
     for s in strategies.values():
         s.train(stream[0])
-    times = {n: [] for n in STRATEGIES}
-    for k, exp in enumerate(stream[1:]):
-        order = STRATEGIES[k % len(STRATEGIES) :] + STRATEGIES[: k % len(STRATEGIES)]
+        s.train(stream[1])
+    times = {n: [] for n in names}
+    for k, exp in enumerate(stream[2:]):
+        order = names[k % len(names) :] + names[: k % len(names)]
         for n in order:
             start = _clock(device)
             strategies[n].train(exp)
             times[n].append(_clock(device) - start)
-    ratios = {
-        n: statistics.median(t / b for t, b in zip(times[n], times["Naive"])) for n in STRATEGIES
-    }
+    ratios = {n: statistics.median(t / b for t, b in zip(times[n], times["Naive"])) for n in names}
     return {
         "model": model_name,
         "data": data,
         "samples_per_task": len(stream[1].dataset),
-        "timed_tasks": len(stream) - 1,
+        "timed_tasks": len(stream) - 2,
         "naive_epoch_s": statistics.median(times["Naive"]),
         "ratios": ratios,
+        "compile_s": {
+            n: s.hat_plugin.step_maths.compile_seconds
+            for n, s in strategies.items()
+            if "compiled" in n
+        },
     }
 
 
-def epoch_table(models, data, tasks, per_task, device) -> tuple[str, list[dict]]:
+def epoch_table(models, data, tasks, per_task, device, compiled=True) -> tuple[str, list[dict]]:
     """Markdown table and rows of :func:`bench` for every (model, data) that applies."""
     clock = "wall time, CUDA synchronized" if device.type == "cuda" else "process CPU time"
+    names = strategy_names(compiled)
     lines = [
-        f"Epoch time x Naive ({clock}; median over tasks 2..N of paired ratios):",
+        f"Epoch time x Naive ({clock}; median over tasks 3..N of paired ratios):",
         "",
         "| model | data | samples/task | timed tasks | Naive epoch (s) | "
-        + " | ".join(STRATEGIES)
+        + " | ".join(names)
         + " |",
-        "| --- | --- | ---: | ---: | ---: |" + " ---: |" * len(STRATEGIES),
+        "| --- | --- | ---: | ---: | ---: |" + " ---: |" * len(names),
     ]
     rows = []
     for model_name in models:
         for name in data:
-            row = bench(model_name, name, tasks, per_task, device)
+            row = bench(model_name, name, tasks, per_task, device, compiled)
             if row is None:
                 continue
             rows.append(row)
-            cells = " | ".join(f"{row['ratios'][n]:.2f}x" for n in STRATEGIES)
+            cells = " | ".join(f"{row['ratios'][n]:.2f}x" for n in names)
             lines.append(
                 f"| {model_name} | {name} | {row['samples_per_task']} | {row['timed_tasks']} | "
                 f"{row['naive_epoch_s']:.2f} | {cells} |"
             )
+    if rows and compiled:
+        lines.append("")
+        lines.append(
+            "Compilation (s, wall, once per model): "
+            + "; ".join(
+                f"{r['model']}/{r['data']}: "
+                + ", ".join(f"{n} {t:.1f}" for n, t in r["compile_s"].items())
+                for r in rows
+            )
+        )
     return "\n".join(lines), rows
 
 
@@ -187,12 +217,13 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--no-compile", action="store_true", help="skip the (compiled) rows")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} thread(s)")
     table, _ = epoch_table(
         args.models.split(","), args.data.split(","), args.tasks, args.per_task,
-        torch.device(args.device),
+        torch.device(args.device), compiled=not args.no_compile,
     )  # fmt: skip
     print(table)
     return 0

@@ -835,6 +835,9 @@ def parse_args(argv=None):
     )
     parser.add_argument("--epoch-tasks", type=int, default=5, help="tasks of the blobs stream")
     parser.add_argument(
+        "--no-compile", action="store_true", help="skip the epoch table's (compiled) rows"
+    )
+    parser.add_argument(
         "--epoch-per-task", type=int, default=1280, help="training samples per blobs task"
     )
     parser.add_argument(
@@ -938,6 +941,7 @@ def main(argv=None) -> int:
             args.epoch_tasks,
             args.epoch_per_task,
             device,
+            compiled=not args.no_compile,
         )
         print(epoch_text, flush=True)
     results = []

@@ -332,24 +332,26 @@ def test_packnet_runs_with_the_compare_plugins(tmp_path):
 def test_registry_specs_build_their_strategies():
     """Each spec names a class that exists; HAT-family membership is the spec's own field."""
     from avalanche_adahat import AdaHAT
-    from avalanche_adahat.compare import registry
+    from avalanche_adahat.compare import strategy_specs
 
-    for name, spec in registry.STRATEGIES.items():
+    for name, spec in strategy_specs.STRATEGIES.items():
         cls = spec.strategy_class()
         assert set(spec.defaults) <= spec.allowed_params(), name
-        assert spec.hat_family == isinstance(spec, registry.HATSpec), name
+        assert spec.hat_family == isinstance(spec, strategy_specs.HATSpec), name
         if spec.hat_family and spec.scenarios == ("class",):  # hat_<rule>[_cal]
             assert spec.mode == "hat" and spec.defaults["task_inference"] in name
         elif spec.hat_family:
             assert spec.mode == name and issubclass(cls, AdaHAT) == name.startswith("adahat")
-    uses_alpha = [n for n, s in registry.STRATEGIES.items() if getattr(s, "uses_alpha", False)]
+    uses_alpha = [
+        n for n, s in strategy_specs.STRATEGIES.items() if getattr(s, "uses_alpha", False)
+    ]
     assert uses_alpha == ["hat_const_alpha"]
     config = {"model": "mlp", "model_params": {"hidden_sizes": [8]}, "epochs": 2}
-    packnet = registry.STRATEGIES["packnet"]
+    packnet = strategy_specs.STRATEGIES["packnet"]
     model = packnet.build_model(config, (1, 8, 8), 3)
     assert type(model).__name__ == "PackNetModel"
     assert [m.out_features for m in model.modules() if isinstance(m, torch.nn.Linear)] == [8, 3]
-    with pytest.raises(registry.CompareError, match="post_prune_epochs"):
+    with pytest.raises(strategy_specs.CompareError, match="post_prune_epochs"):
         packnet.check({**config, "epochs": 1}, packnet.defaults)
 
 
@@ -595,7 +597,7 @@ def test_class_incremental_run(class_run):
 
 
 def test_class_incremental_models_and_benchmark():
-    from avalanche_adahat.compare import registry
+    from avalanche_adahat.compare import registry, strategy_specs
     from avalanche_adahat.compare.run import _benchmark_shape
 
     benchmark = registry.BENCHMARKS["split_digits"].build_class(5, 0, None)
@@ -604,11 +606,11 @@ def test_class_incremental_models_and_benchmark():
     shape, classes = _benchmark_shape(benchmark, "class")
     assert classes == 10 and _benchmark_shape(benchmark)[1] == 2
     config = {"scenario": "class", "model": "mlp", "model_params": {"hidden_sizes": [16, 8]}}
-    model = registry.STRATEGIES["naive"].build_model(config, shape, classes)
+    model = strategy_specs.STRATEGIES["naive"].build_model(config, shape, classes)
     assert [m.out_features for m in model if isinstance(m, torch.nn.Linear)] == [16, 8, 10]
-    hat = registry.STRATEGIES["hat"].build_model(config, shape, classes)
+    hat = strategy_specs.STRATEGIES["hat"].build_model(config, shape, classes)
     assert type(hat).__name__ == "HATMLP"
-    task = registry.STRATEGIES["naive"].build_model({**config, "scenario": "task"}, shape, 2)
+    task = strategy_specs.STRATEGIES["naive"].build_model({**config, "scenario": "task"}, shape, 2)
     assert type(task).__name__ == "HATMLP"  # task scenario unchanged: the HAT backbone
 
 

@@ -18,7 +18,7 @@ from avalanche_adahat import (
     HATPlugin,
 )
 from avalanche_adahat.compare.errors import CompareError
-from avalanche_adahat.compare.registry import STRATEGIES
+from avalanche_adahat.compare.strategy_specs import STRATEGIES
 from avalanche_adahat.models import HATMLP
 
 

@@ -28,7 +28,8 @@ PNG plots to ``--output``.
 
 The modules, one concern each:
 
-- :mod:`.registry`: benchmarks, models and strategies (each spec builds its own);
+- :mod:`.registry`: benchmarks and models; :mod:`.strategy_specs`: strategies (each spec
+  builds its own);
 - :mod:`.config`: defaults, ``--config`` files (JSON or TOML), validation;
 - :mod:`.run`: one strategy and seed (capacity recording, seeding, subsampling), all of them;
 - :mod:`.results`: matrix metrics, the summary over seeds, merging runs;
@@ -39,21 +40,11 @@ The modules, one concern each:
 from .cli import build_parser, main, merge_main, report_main
 from .config import DEFAULTS, build_config, strategy_params
 from .errors import CompareError
-from .registry import (
-    BENCHMARKS,
-    MODELS,
-    SCENARIOS,
-    STRATEGIES,
-    BenchmarkSpec,
-    HATSpec,
-    ICaRLSpec,
-    PackNetSpec,
-    StrategySpec,
-    register_model,
-)
+from .registry import BENCHMARKS, MODELS, SCENARIOS, BenchmarkSpec, register_model
 from .report import results_markdown, write_outputs, write_report
 from .results import MERGE_KEYS, matrix_metrics, merge_results, summarize
 from .run import CapacityRecorder, run_compare, run_one, versions
+from .strategy_specs import STRATEGIES, HATSpec, ICaRLSpec, PackNetSpec, StrategySpec
 
 __all__ = [
     "BENCHMARKS",

@@ -8,12 +8,14 @@ import shlex
 import sys
 
 from .. import benchmarks as bm
+from ..task_inference import RULES as TASK_INFERENCE_RULES
 from .config import DEFAULTS, build_config, progress_mode
 from .errors import CompareError
-from .registry import BENCHMARKS, MODELS, STRATEGIES, TASK_INFERENCE_RULES
+from .registry import BENCHMARKS, MODELS
 from .report import results_markdown, write_report
 from .results import merge_results
 from .run import run_compare
+from .strategy_specs import STRATEGIES
 
 __all__ = ["build_parser", "main", "merge_main", "report_main"]
 

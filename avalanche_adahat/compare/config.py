@@ -16,7 +16,8 @@ else:  # Python 3.10: the same parser as a package (a dependency there)
     import tomli as tomllib
 
 from .errors import CompareError
-from .registry import BENCHMARKS, MODELS, SCENARIOS, STRATEGIES
+from .registry import BENCHMARKS, MODELS, SCENARIOS
+from .strategy_specs import STRATEGIES
 
 __all__ = ["DEFAULTS", "build_config", "progress_mode", "strategy_params"]
 

@@ -18,9 +18,10 @@ from ..fast_data import FastDataPlugin
 from ..metrics import accuracy_matrix
 from .config import progress_mode, strategy_params
 from .errors import CompareError
-from .registry import BENCHMARKS, STRATEGIES
+from .registry import BENCHMARKS
 from .report import write_outputs
 from .results import matrix_metrics, summarize
+from .strategy_specs import STRATEGIES
 
 __all__ = ["CapacityRecorder", "load_benchmark", "run_compare", "run_one", "versions"]
 

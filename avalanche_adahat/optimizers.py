@@ -1,0 +1,65 @@
+"""The optimizer's side of (Ada)HAT: optimizer families, the measured default
+``adjustment_intensity`` per family and ``protect`` mode, and the caveat of applying
+rates to gradients under weight decay or an adaptive optimizer (SPEC §6, §8)."""
+
+from __future__ import annotations
+
+import torch
+
+from .modes import AdjustmentMode
+
+__all__ = [
+    "ADAPTIVE_OPTIMIZERS",
+    "DEFAULT_ADJUSTMENT_INTENSITY",
+    "default_adjustment_intensity",
+    "gradient_mode_caveat",
+]
+
+#: Optimizers that divide each gradient by a running scale of its own.
+ADAPTIVE_OPTIMIZERS = (
+    torch.optim.Adam,
+    torch.optim.AdamW,
+    torch.optim.Adamax,
+    torch.optim.NAdam,
+    torch.optim.RAdam,
+    torch.optim.RMSprop,
+    torch.optim.Adagrad,
+    torch.optim.Adadelta,
+)
+
+#: AdaHAT's ``adjustment_intensity`` when none is given, by optimizer family and
+#: ``protect`` mode, from the sweep in docs/INTENSITY_SWEEP.md
+#: (``python benchmarks/intensity_sweep.py``; SPEC §8): the highest average accuracy
+#: among intensities forgetting less than 0.02 (none does with Adam and
+#: ``protect="gradient"``: there the highest average accuracy).
+DEFAULT_ADJUSTMENT_INTENSITY = {
+    ("sgd", "gradient"): 1e-2,
+    ("sgd", "update"): 1e-2,
+    ("adaptive", "gradient"): 1e-7,
+    ("adaptive", "update"): 1e-2,
+}
+
+
+def default_adjustment_intensity(optimizer: torch.optim.Optimizer, protect: str) -> float:
+    """The measured default intensity for ``optimizer``'s family and ``protect``."""
+    family = "adaptive" if isinstance(optimizer, ADAPTIVE_OPTIMIZERS) else "sgd"
+    return DEFAULT_ADJUSTMENT_INTENSITY[(family, protect)]
+
+
+def gradient_mode_caveat(optimizer, protect: str, mode: AdjustmentMode) -> str | None:
+    """Why ``protect="gradient"`` does not mean what it says with ``optimizer`` and
+    ``mode``, or ``None``: weight decay moves parameters whose gradient was set to 0;
+    an adaptive optimizer divides out a soft mode's constant gradient scale."""
+    if protect != "gradient":
+        return None
+    if any(g.get("weight_decay", 0) for g in optimizer.param_groups):
+        return (
+            "the optimizer applies weight decay, which moves parameters whose gradient "
+            "the adjustment set to 0, so protection is not exact"
+        )
+    if isinstance(optimizer, ADAPTIVE_OPTIMIZERS) and mode.soft:
+        return (
+            f"{type(optimizer).__name__} divides out a constant gradient scale, so the soft "
+            f"rates of adjustment_mode={mode.name!r} have little effect"
+        )
+    return None
