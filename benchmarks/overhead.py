@@ -64,6 +64,7 @@ from avalanche.training.templates.base import _group_experiences_by_stream  # no
 
 from avalanche_adahat import HAT, AdaHAT  # noqa: E402
 from avalanche_adahat import models as hat_models  # noqa: E402
+from avalanche_adahat.step import StepMaths  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import epoch_ratio  # noqa: E402
@@ -342,6 +343,17 @@ def adjust_ours(strategy) -> None:
     strategy.hat_plugin.before_update(strategy)
 
 
+def adjust_compiled(strategy, maths) -> None:
+    """:func:`adjust_ours` with the step maths compiled (``compile_step=True``:
+    :func:`avalanche_adahat.step.scale_by_rates` fused by ``torch.compile``)."""
+    plugin = strategy.hat_plugin
+    eager, plugin.step_maths = plugin.step_maths, maths
+    try:
+        plugin.before_update(strategy)
+    finally:
+        plugin.step_maths = eager
+
+
 def adjust_parameter_sized(strategy) -> None:
     """Straightforward comparison point: parameter-sized importance tensors every step.
 
@@ -379,9 +391,13 @@ def adjust_parameter_sized(strategy) -> None:
         grad.mul_(rate)
 
 
-def bench_adjustment(strategy, reps: int, device: torch.device, col: int = 1) -> dict:
-    """Median ns per covered parameter element of both implementations, interleaved
-    (the gradient adjustment: the plugin runs with ``protect="gradient"`` here)."""
+def bench_adjustment(
+    strategy, reps: int, device: torch.device, col: int = 1, compiled: bool = True
+) -> dict:
+    """Median ns per covered parameter element of each implementation, interleaved
+    (the gradient adjustment: the plugin runs with ``protect="gradient"`` here): the
+    plugin's eager path, the same compiled (its compilation in the warm-up), and
+    parameter-sized tensors as the reference code builds them."""
     plugin, model = strategy.hat_plugin, strategy.model
     plugin.protect = "gradient"
     covered = model.covered_parameters()
@@ -399,22 +415,31 @@ def bench_adjustment(strategy, reps: int, device: torch.device, col: int = 1) ->
         for cp, s in zip(covered, saved):
             cp.param.grad.copy_(s)
 
-    # Both implementations must adjust the gradients identically.
+    maths = StepMaths(compile=compiled)  # eager when not compiled: the row says so
+    fns = {
+        "ours": adjust_ours,
+        "compiled": lambda s: adjust_compiled(s, maths),
+        "parameter_sized": adjust_parameter_sized,
+    }
+    # All implementations must adjust the gradients identically (compiled: bitwise).
     with torch.no_grad():
         reset()
         adjust_ours(strategy)
         ours_grads = [cp.param.grad.clone() for cp in covered]
+        reset()
+        fns["compiled"](strategy)
+        assert all(torch.equal(cp.param.grad, a) for cp, a in zip(covered, ours_grads))
         reset()
         adjust_parameter_sized(strategy)
         for cp, a in zip(covered, ours_grads):
             torch.testing.assert_close(cp.param.grad, a, rtol=1e-5, atol=1e-12)
 
     clock = _Clock(device)
-    times = {"ours": [], "parameter_sized": []}
-    fns = {"ours": adjust_ours, "parameter_sized": adjust_parameter_sized}
+    names = tuple(fns)
+    times = {n: [] for n in names}
     with torch.no_grad():
         for i in range(reps + 2):
-            order = ("ours", "parameter_sized") if i % 2 == 0 else ("parameter_sized", "ours")
+            order = names[i % len(names) :] + names[: i % len(names)]
             for name in order:
                 reset()
                 t0 = clock.now()[col - 1]
@@ -425,11 +450,14 @@ def bench_adjustment(strategy, reps: int, device: torch.device, col: int = 1) ->
     for cp in covered:
         cp.param.grad = None
     ours = statistics.median(times["ours"]) / n_params * 1e9
+    compiled = statistics.median(times["compiled"]) / n_params * 1e9
     ref = statistics.median(times["parameter_sized"]) / n_params * 1e9
     return dict(
         mode=plugin.adjustment_mode,
         covered_params=n_params,
         ours_ns=ours,
+        compiled_ns=compiled,
+        compile_s=maths.compile_seconds,
         parameter_sized_ns=ref,
         speedup=ref / ours,
     )
@@ -469,8 +497,12 @@ def bench_model(spec: ModelSpec, args, device: torch.device) -> dict:
         for name in ("HAT", "AdaHAT"):
             adjustment.append(
                 bench_adjustment(
-                    strategies[name], args.adjust_reps, device, 2 if args.clock == "cpu" else 1
-                )
+                    strategies[name],
+                    args.adjust_reps,
+                    device,
+                    2 if args.clock == "cpu" else 1,
+                    compiled=not args.no_compile,
+                )  # fmt: skip
             )
 
     # evaluation rounds: the real strategy.eval on all three tasks' test data
@@ -740,20 +772,20 @@ def render_markdown(results: list[dict], memory: dict | None, meta: dict) -> str
         lines += [
             "",
             "Gradient adjustment alone (the plugin's before_update with only covered "
-            "gradients present) vs. a "
+            "gradients present; eager, and with compile_step=True, compilation time apart) vs. a "
             "parameter-sized implementation (min of expanded unit measures, rate, multiply), "
             f"median {meta['clock']} time in ns per covered parameter element, interleaved:",
             "",
-            "| model | mode | covered params | ours ns/param | parameter-sized ns/param "
-            "| speed-up |",
-            "| --- | --- | ---: | ---: | ---: | ---: |",
+            "| model | mode | covered params | ours ns/param | compiled ns/param "
+            "| compile s | parameter-sized ns/param | speed-up (eager) |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         for res in results:
             for a in res["adjustment"]:
                 lines.append(
                     f"| {res['model']} | {a['mode']} | {a['covered_params']:,} "
-                    f"| {a['ours_ns']:.3f} | {a['parameter_sized_ns']:.3f} "
-                    f"| {a['speedup']:.2f}x |"
+                    f"| {a['ours_ns']:.3f} | {a['compiled_ns']:.3f} | {a['compile_s']:.1f} "
+                    f"| {a['parameter_sized_ns']:.3f} | {a['speedup']:.2f}x |"
                 )
     for note in meta["notes"]:
         lines += ["", f"Note: {note}"]
@@ -835,7 +867,10 @@ def parse_args(argv=None):
     )
     parser.add_argument("--epoch-tasks", type=int, default=5, help="tasks of the blobs stream")
     parser.add_argument(
-        "--no-compile", action="store_true", help="skip the epoch table's (compiled) rows"
+        "--no-compile",
+        action="store_true",
+        help="skip the (compiled) rows of the epoch table and the compiled adjustment "
+        "(its column then times the eager path again)",
     )
     parser.add_argument(
         "--epoch-per-task", type=int, default=1280, help="training samples per blobs task"
