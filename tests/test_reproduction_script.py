@@ -1,0 +1,42 @@
+"""The reproduction table script: its rules on hand-made runs, and a table from folders."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "reproduction.py"
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("reproduction_script", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(script, name, avg, diagonal=None):
+    diagonal = diagonal or [[0.9] * 20 for _ in avg]
+    return script.Run("f", name, avg, [0.0] * len(avg), diagonal, f"cmd {name}")
+
+
+def test_rules_use_the_seed_spread():
+    s = _script()
+    a = _run(s, "a", [0.70, 0.72, 0.74])  # mean 0.72, std 0.02
+    b = _run(s, "b", [0.71, 0.71, 0.71])
+    c = _run(s, "c", [0.66, 0.67, 0.68])
+    assert not s.beats(a, b) and s.within_noise(b, a)  # 0.01 apart: within the spread, 0.02
+    assert s.beats(a, c) and not s.within_noise(c, a)  # 0.05 apart
+    assert a.text() == "0.720 ± 0.020 (BWT +0.000, 3 seeds)"
+    drop = _run(s, "h", [0.6], [[0.9] * 10 + [0.6] * 10])
+    assert abs(s.plasticity_drop(drop) - 0.3) < 1e-12
+
+
+def test_table_marks_missing_folders_and_lists_commands(tmp_path, monkeypatch):
+    s = _script()
+    monkeypatch.setattr(s, "RESULTS", tmp_path)  # no folder at all: every row "not run"
+    table = s.rows()
+    assert table and all(r["verdict"] == "not run" and not r["commands"] for r in table)
+    text = s.markdown(table)
+    assert "| benchmark | strategy | setting | ours | paper's claim | reproduced | why |" in text
+    assert text.count("**not run**") == len(table)
