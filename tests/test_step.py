@@ -46,7 +46,7 @@ def test_blend_is_exact_at_rates_zero_and_one():
     before = [torch.randn(3, 4)]
     after = [before[0] + 1.0]
     out = torch.tensor([0.0, 1.0, 0.5]).view(3, 1)
-    S.blend_by_rates(after, before, [out], [None])
+    S.blend_by_rates(after, [before[0].clone()], [out], [None])
     assert torch.equal(after[0][0], before[0][0])
     assert torch.equal(after[0][1], before[0][1] + 1.0)
     assert torch.allclose(after[0][2], before[0][2] + 0.5)
@@ -63,8 +63,11 @@ def test_compiled_step_maths_equal_eager_bitwise():
     before = [t.clone() for t in a]
     a2 = [t + 0.25 for t in a]
     b2 = [t.clone() for t in a2]
-    eager.blend(a2, before, outs, ins)
-    compiled.blend(b2, before, outs, ins)
+    eager.blend(a2, [t.clone() for t in before], outs, ins)
+    compiled.blend(b2, [t.clone() for t in before], outs, ins)
+    # the in-place lerp equals torch.lerp bit for bit
+    reference = [torch.lerp(t, t + 0.25, S._rate(o, i)) for t, o, i in zip(before, outs, ins)]
+    assert all(torch.equal(x, y) for x, y in zip(a2, reference))
     assert all(torch.equal(x, y) for x, y in zip(a2, b2))
     spent = compiled.compile_seconds
     compiled.scale(b, outs, ins)  # same shapes: no compilation is counted again
