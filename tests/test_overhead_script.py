@@ -1,10 +1,11 @@
 """The overhead benchmark script runs and reports every row (no timing is asserted)."""
 
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
+
+from _data import load_script
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "overhead.py"
 
@@ -37,11 +38,7 @@ def test_overhead_script_smoke(tmp_path):
 
 
 def _load_script():
-    spec = importlib.util.spec_from_file_location("overhead_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT, "overhead_script")
 
 
 def test_overhead_script_memory_is_the_median_of_repeated_children(monkeypatch):

@@ -1,18 +1,14 @@
 """The reproduction table script: its rules on hand-made runs, and a table from folders."""
 
-import importlib.util
-import sys
 from pathlib import Path
+
+from _data import load_script
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "reproduction.py"
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("reproduction_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT, "reproduction_script")
 
 
 def _run(script, name, avg, diagonal=None):
