@@ -28,7 +28,7 @@ from .modes import MODES
 __all__ = ["PAPER_ADAHAT", "PROTECT_MODES", "TASK_ID_MODES", "AdaHATConfig", "HATConfig"]
 
 #: ``gradient``: the rate scales the gradient (the papers); ``update``: it scales
-#: the change the optimizer made (the same under any optimizer, SPEC §6).
+#: the change the optimizer made (the same under any optimizer, docs/ALGORITHM.md §6).
 PROTECT_MODES = ("gradient", "update")
 #: ``given``: the experiences' task labels; ``per_experience``: each training
 #: experience is a new task labelled by its index (streams without task labels).
@@ -39,7 +39,7 @@ TASK_ID_MODES = ("given", "per_experience")
 class HATConfig:
     """HAT's hyperparameters (Serra et al., ICML 2018).
 
-    :param adjustment_mode: how backbone gradients are adjusted (SPEC §3):
+    :param adjustment_mode: how backbone gradients are adjusted (docs/ALGORITHM.md §3):
         ``"hat"`` (HAT Eq. 2: zero on parameters used by earlier tasks),
         ``"hat_random"`` (uniform(0, 1) there), ``"hat_const_alpha"``
         (``alpha`` there), ``"hat_const_1"`` (no constraint). The AdaHAT
@@ -65,7 +65,7 @@ class HATConfig:
         multiplies the gradient before the optimizer step. ``"update"``: the
         rate multiplies the change the optimizer made to each parameter, so
         that protection means the same under momentum, weight decay and
-        adaptive optimizers (SPEC §6).
+        adaptive optimizers (docs/ALGORITHM.md §6).
     :param sparsity_guard_units: a sparsity ratio whose denominator counts
         this many units or fewer is taken as 0 (the reference's guard). Default 10.
     :param check_finite: raise ``FloatingPointError`` when the loss is NaN or
@@ -196,7 +196,7 @@ class AdaHATConfig(HATConfig):
         ``protect="update"``, 1e-7 for adaptive optimizers with
         ``protect="gradient"``), from measured sweeps (docs/INTENSITY_SWEEP.md,
         docs/ADAHAT_STUDY.md). The AdaHAT paper used 1e-6 with Adam; under plain
-        SGD so small a value makes AdaHAT behave almost exactly like HAT (SPEC §8).
+        SGD so small a value makes AdaHAT behave almost exactly like HAT (docs/ALGORITHM.md §8).
     :param epsilon: added to the network sparsity in Eq. 9, > 0. Default 0.1.
     :param protect: default ``"update"``: the rate scales the optimizer's change of
         each parameter, so AdaHAT's soft rates mean the same under Adam as under

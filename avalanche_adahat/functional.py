@@ -7,7 +7,7 @@ the docstrings name the equation. Nothing here knows about Avalanche or modules.
 The *unit-wise* functions return one value per output unit of a layer. A
 parameter-wise rate is obtained from two unit-wise vectors by an outer ``max``
 (:func:`outer_max`): for a weight between input unit ``j`` and output unit ``i``
-the parameter-wise measure is ``min(u_out[i], u_in[j])`` (SPEC §3), and every
+the parameter-wise measure is ``min(u_out[i], u_in[j])`` (docs/ALGORITHM.md §3), and every
 rate below is a decreasing function of that measure, so the rate of the
 ``min`` is the ``max`` of the rates.
 """
@@ -239,7 +239,7 @@ def unit_rates(
     alpha: float | None = None,
     num_previous_tasks: int = 0,
 ) -> Tensor:
-    """Adjustment rate as a function of one unit's measures (SPEC §3).
+    """Adjustment rate as a function of one unit's measures (docs/ALGORITHM.md §3).
 
     The rate of a parameter is :func:`outer_max` of the rates of its output and
     input units. ``r`` is AdaHAT's ``r_l`` of the layer that owns the parameter.

@@ -44,7 +44,7 @@ def gate_units(h: Tensor, g: Tensor, repeat: int = 1) -> Tensor:
 
 
 def init_embedding(embedding: Tensor, mode: str, previous: Tensor | None = None) -> Tensor:
-    """Fill ``embedding`` in place following ``task_embedding_init_mode`` (SPEC §1)."""
+    """Fill ``embedding`` in place by ``task_embedding_init_mode`` (docs/ALGORITHM.md §1)."""
     with torch.no_grad():
         if mode == "N01":
             embedding.normal_(0.0, 1.0)
@@ -135,7 +135,7 @@ class HATMask(nn.Module):
 
 @dataclass(frozen=True, eq=False)
 class CoveredParameter:
-    """A backbone parameter protected by the gradient adjustment (SPEC §3).
+    """A backbone parameter protected by the gradient adjustment (docs/ALGORITHM.md §3).
 
     ``out_mask`` indexes dimension 0 of ``param``; ``in_mask`` (``None`` for the
     first layer and for biases) indexes dimension 1, each of its units covering
@@ -165,7 +165,7 @@ class HATModule(MultiTaskModule):
     (:func:`avalanche_adahat.layers.apply_gate`). The protected parameters
     (:meth:`covered_parameters`) follow from the HAT layers.
 
-    Gate used for task ``t`` (SPEC §1): the stored binary ``M^t`` once ``t`` has
+    Gate used for task ``t`` (docs/ALGORITHM.md §1): the stored binary ``M^t`` once ``t`` has
     finished; while ``t`` trains, the step's soft gates ``sigmoid(s e^t)`` in
     train mode (handed in by :meth:`set_step_gates`) and ``sigmoid(s_max e^t)``
     otherwise; no gate (all ones) for a task label that was never trained.

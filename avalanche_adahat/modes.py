@@ -1,6 +1,6 @@
 """Adjustment modes as objects: one small class per mode, one registry everyone reads.
 
-A mode owns its unit-wise rate (SPEC §3; a parameter's rate is the outer max of
+A mode owns its unit-wise rate (docs/ALGORITHM.md §3; a parameter's rate is the outer max of
 its units' rates, :func:`avalanche_adahat.functional.outer_max`) and says what
 the plugins, metrics and ``compare`` need to know about it. Adding a mode is one
 class here (registered with :func:`register`) and one test of its rates.

@@ -1,6 +1,6 @@
 """The optimizer's side of (Ada)HAT: optimizer families, the measured default
 ``adjustment_intensity`` per family and ``protect`` mode, and the caveat of applying
-rates to gradients under weight decay or an adaptive optimizer (SPEC §6, §8)."""
+rates to gradients under weight decay or an adaptive optimizer (docs/ALGORITHM.md §6, §8)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ ADAPTIVE_OPTIMIZERS = (
 
 #: AdaHAT's ``adjustment_intensity`` when none is given, by optimizer family and
 #: ``protect`` mode, from the sweep in docs/INTENSITY_SWEEP.md
-#: (``python benchmarks/intensity_sweep.py``; SPEC §8): the highest average accuracy
+#: (``python benchmarks/intensity_sweep.py``; docs/ALGORITHM.md §8): the highest average accuracy
 #: among intensities forgetting less than 0.02 (none does with Adam and
 #: ``protect="gradient"``: there the highest average accuracy).
 DEFAULT_ADJUSTMENT_INTENSITY = {

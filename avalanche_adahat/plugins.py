@@ -1,6 +1,6 @@
 """Avalanche plugins running HAT and AdaHAT inside any ``SupervisedTemplate``.
 
-Each hook does one thing (SPEC §5 gives the order inside an iteration):
+Each hook does one thing (docs/ALGORITHM.md §5 gives the order inside an iteration):
 
 - ``before_training``: check the model, hand it ``s_max`` and the init mode;
 - ``before_training_exp``: check the task label, reset the optimizer state,
@@ -154,7 +154,7 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
         trained = model.trained_tasks()
         check_optimizer_holds(strategy.optimizer, model, task_label)
         # Momentum or Adam moments from the last task must not move parameters
-        # that are protected from now on (SPEC §6).
+        # that are protected from now on (docs/ALGORITHM.md §6).
         strategy.optimizer.state.clear()
         self._reset_task_state()
         self.task_label = task_label
@@ -284,7 +284,7 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
         return tensors, [r.views[0] for r in rates], [r.views[1] for r in rates]
 
     def _protect_trained_private(self) -> None:
-        """Rate 0 on the heads and BatchNorms of trained tasks, in every mode (SPEC §3).
+        """Rate 0 on trained tasks' heads and BatchNorms, in every mode (docs/ALGORITHM.md §3).
 
         They receive gradients only when a trained task's samples are replayed
         (Replay, Cumulative, GEM/A-GEM memories) and belong to that task alone.
@@ -378,7 +378,7 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
             self._write_rates(self._rate_plan, None)
 
     def _write_rates(self, plan: RatePlan, sparsity: Tensor | None) -> None:
-        """Write the rates of all slots of ``plan`` into ``plan.rates`` (SPEC §3)."""
+        """Write the rates of all slots of ``plan`` into ``plan.rates`` (docs/ALGORITHM.md §3)."""
         r = self._layer_r(sparsity)
         if isinstance(r, Tensor) and r.dim() == 1:
             r = r[plan.slot_layer]  # each slot reads the r_l of the layer it rates for

@@ -1,6 +1,6 @@
 """Per-task layout of the adjustment rates: unit-sized vectors, fixed for a whole task.
 
-Every covered parameter's rate is the outer max of two unit-wise vectors (SPEC §3);
+Every covered parameter's rate is the outer max of two unit-wise vectors (docs/ALGORITHM.md §3);
 :class:`RatePlan` lays all of them out in one vector so that one step's rates take
 a handful of vector ops, and :class:`UnitRates` views a parameter's part of it.
 """
@@ -20,7 +20,7 @@ __all__ = ["RatePlan", "UnitRates"]
 
 @dataclass(eq=False)
 class UnitRates:
-    """Rates of one covered parameter as two unit-sized vectors (SPEC §3 identity)."""
+    """Rates of one covered parameter as two unit-sized vectors (docs/ALGORITHM.md §3 identity)."""
 
     covered: CoveredParameter
     out_rate: Tensor

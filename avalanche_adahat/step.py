@@ -2,7 +2,7 @@
 
 HAT Eq. 2 and AdaHAT Eq. 8 scale every covered parameter's gradient (or, with
 ``protect="update"``, the optimizer's change of it) by the parameter's rate, the
-outer max of two unit-wise rate vectors (SPEC §3). These are the only per-step
+outer max of two unit-wise rate vectors (docs/ALGORITHM.md §3). These are the only per-step
 operations as large as the model; everything else of HAT's step is a few ops on
 unit-sized vectors.
 
@@ -32,7 +32,7 @@ __all__ = ["StepMaths", "blend_by_rates", "scale_by_rates"]
 
 
 def _rate(out_rate: Tensor, in_rate: Tensor | None) -> Tensor:
-    """A parameter's rate from its unit rates viewed to broadcast (SPEC §3 outer max)."""
+    """A parameter's rate, the outer max of its viewed unit rates (docs/ALGORITHM.md §3)."""
     return out_rate if in_rate is None else torch.maximum(out_rate, in_rate)
 
 

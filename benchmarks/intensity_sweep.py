@@ -1,4 +1,4 @@
-"""Sweep AdaHAT's ``adjustment_intensity`` per optimizer and protection mode (SPEC §8).
+"""Sweep AdaHAT's ``adjustment_intensity`` per optimizer and ``protect`` (docs/ALGORITHM.md §8).
 
 Runs ``avalanche-adahat compare`` for every combination of optimizer (SGD, Adam),
 ``protect`` (gradient, update) and intensity, plus HAT as the reference, and

@@ -26,7 +26,7 @@ temporaries.
 
 The adjustment micro-benchmark times, per covered parameter element, the
 gradient adjustment of ``HATPlugin.before_update`` (unit-sized rates combined
-by an outer max, SPEC §3) against a straightforward implementation that builds
+by an outer max, docs/ALGORITHM.md §3) against a straightforward implementation that builds
 parameter-sized importance tensors every step, as the reference code does.
 
 Run ``python benchmarks/overhead.py --help`` for the options.

@@ -51,7 +51,7 @@ def run(name: str, logdir: Path, epochs: int, seed: int) -> dict:
         evaluator=evaluator,
     )
     if name == "AdaHAT":
-        # Under plain SGD the paper's intensity 1e-6 makes AdaHAT act like HAT (SPEC §8).
+        # Plain SGD with the paper's intensity 1e-6: AdaHAT acts like HAT (docs/ALGORITHM.md §8).
         strategy = AdaHAT(adjustment_intensity=0.1, **common)
     else:
         strategy = HAT(**common)

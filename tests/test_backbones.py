@@ -145,7 +145,7 @@ def _hat_strategy(model, **kw):
 
 
 def _train_and_check_exactness(model, shape, seed=0):
-    """Train task 0, snapshot, train tasks 1-2, check SPEC §6. Returns the model."""
+    """Train task 0, snapshot, train tasks 1-2, check docs/ALGORITHM.md §6. Returns the model."""
     torch.manual_seed(seed)
     bench = _bench(3, shape, seed=seed)
     strategy = _hat_strategy(model)
@@ -182,7 +182,7 @@ def _train_and_check_exactness(model, shape, seed=0):
     return model
 
 
-# ---------------------------------------------------------------- SPEC §6 exactness
+# ---------------------------------------------------------------- docs/ALGORITHM.md §6 exactness
 
 
 def test_alexnet_hat_exactness():

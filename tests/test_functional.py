@@ -1,4 +1,4 @@
-"""Every formula of SPEC §1-4 against values computed by hand."""
+"""Every formula of docs/ALGORITHM.md §1-4 against values computed by hand."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""The mask mechanism (SPEC §1): embeddings, stored, cumulative and summative masks."""
+"""Masks (docs/ALGORITHM.md §1): embeddings, stored, cumulative and summative masks."""
 
 import pytest
 import torch

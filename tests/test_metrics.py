@@ -45,7 +45,7 @@ def _tiny_model() -> HATMLP:
 
 
 def _expected_capacity(model, rate_of_measure) -> tuple[float, list[float]]:
-    """Mean rate over every covered weight and bias, element by element (SPEC §3)."""
+    """Mean rate over every covered weight and bias, element by element (docs/ALGORITHM.md §3)."""
     masks = model.hat_masks()
     per_layer = []
     all_rates = []

@@ -86,7 +86,7 @@ class _GradRecorder(SupervisedPlugin):
 
 
 def _expected_rate(plugin, model, cp, before):
-    """Element by element from the definitions of SPEC §3 (parameter-wise min).
+    """Element by element from the definitions of docs/ALGORITHM.md §3 (parameter-wise min).
 
     ``before`` maps each mask to its (cumulative, summative) masks during the task.
     """
@@ -128,7 +128,7 @@ PLUGINS = {
     "hat": lambda: HATPlugin(adjustment_mode="hat"),
     "hat_const_alpha": lambda: HATPlugin(adjustment_mode="hat_const_alpha", alpha=0.3),
     "hat_const_1": lambda: HATPlugin(adjustment_mode="hat_const_1"),
-    # protect="gradient": these tests read the adjusted gradients (SPEC §3)
+    # protect="gradient": these tests read the adjusted gradients (docs/ALGORITHM.md §3)
     "adahat": lambda: AdaHATPlugin(
         adjustment_intensity=0.05, sparsity_guard_units=0, protect="gradient"
     ),
@@ -146,7 +146,7 @@ PLUGINS = {
 
 @pytest.mark.parametrize("mode", sorted(PLUGINS))
 def test_rates_follow_spec_in_every_mode(mode, tiny_benchmark):
-    """Plugins work inside a plain Naive strategy; rates are 1 on task 1 and follow SPEC §3 later."""
+    """Plugins in a plain Naive strategy: rates 1 on task 1, then as in docs/ALGORITHM.md §3."""
     torch.manual_seed(0)
     model = HATMLP(8, (6, 5), 2)
     raw, hat, adjusted = _GradRecorder(), PLUGINS[mode](), _GradRecorder()

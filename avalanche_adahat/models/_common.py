@@ -19,7 +19,7 @@ __all__ = ["HATBackbone", "TaskBatchNorm", "check_sizes", "make_head"]
 class TaskBatchNorm(nn.Module):
     """One BatchNorm per task label: parameters *and* running statistics.
 
-    A shared BatchNorm breaks HAT's guarantee (SPEC §6): its affine parameters
+    A shared BatchNorm breaks HAT's guarantee (docs/ALGORITHM.md §6): its affine parameters
     and running statistics move while later tasks train, so earlier tasks'
     outputs drift although every masked weight is frozen. Here each task label
     owns a private ``BatchNorm1d``/``BatchNorm2d`` in ``bns[str(t)]``, created

@@ -210,7 +210,7 @@ def convert_to_hat(
       equals its ``out_features``, otherwise a fresh one). Heads are not
       protected, as in HAT.
 
-    Parameter-wise measures (SPEC §3): a weighted layer's weight is indexed by
+    Parameter-wise measures (docs/ALGORITHM.md §3): a weighted layer's weight is indexed by
     its own mask (output units) and by the previous weighted layer's mask
     (input units; none for the first weighted layer); a Linear after a conv
     has ``in_repeat = H*W`` of the conv's output at the flatten.

@@ -1,6 +1,6 @@
 """CIFAR-style ResNets with HAT masks on every conv and per-task BatchNorm.
 
-Masking design (what makes SPEC §6 exactness hold for residual networks)
+Masking design (what makes docs/ALGORITHM.md §6 exactness hold for residual networks)
 -----------------------------------------------------------------------
 A conv weight ``W[i, j, kh, kw]`` reads input channel ``j`` and writes output
 channel ``i``. For HAT's protection to be exact, every channel a conv reads
@@ -17,7 +17,7 @@ of a block's output is placed *after* the add:
       s   = x   or   BNs_t(shortcut(x))            # identity, or 1x1 conv (downsample)
       out = ReLU(r + s) * m_out                    # m_out: the block output's mask
 
-Parameter-wise measure of each conv weight (SPEC §3,
+Parameter-wise measure of each conv weight (docs/ALGORITHM.md §3,
 ``P(W)[i, j] = min(u_out[i], u_in[j])``):
 
 =================  ==================  =================
