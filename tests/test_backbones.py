@@ -9,6 +9,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from avalanche.benchmarks import nc_benchmark
 from avalanche.evaluation.metrics import accuracy_metrics
 from avalanche.training.plugins import EvaluationPlugin
@@ -467,6 +468,128 @@ def test_convert_traces_any_chain_of_layers_avalanche_simple_mlp_included():
 
     with pytest.raises(TypeError, match="chain of layers.*add"):
         convert_to_hat(Residual(), input_shape=(4,))
+
+
+class _TutorialNet(nn.Module):
+    """The PyTorch tutorial's CIFAR CNN ("Training a classifier"), narrower: functional
+    activations, pooling and dropout, ``torch.flatten(x, 1)``."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 4, 5)
+        self.conv2 = nn.Conv2d(4, 6, 5)
+        self.fc1 = nn.Linear(6 * 5 * 5, 16)
+        self.fc2 = nn.Linear(16, 12)
+        self.fc3 = nn.Linear(12, 2)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), (2, 2))
+        x = torch.flatten(x, 1)
+        x = F.relu(self.fc1(x))
+        x = F.dropout(x, 0.1, self.training)
+        x = F.relu(self.fc2(x))
+        return self.fc3(x)
+
+
+def _tutorial_modules(net):
+    """The module form of :class:`_TutorialNet`, sharing its layers."""
+    return nn.Sequential(
+        net.conv1, nn.ReLU(), nn.MaxPool2d(2), net.conv2, nn.ReLU(), nn.MaxPool2d((2, 2)),
+        nn.Flatten(), net.fc1, nn.ReLU(), nn.Dropout(0.1), net.fc2, nn.ReLU(), net.fc3,
+    )  # fmt: skip
+
+
+def test_tutorial_style_cnn_converts_like_its_module_form_and_keeps_earlier_tasks_bitwise():
+    torch.manual_seed(0)
+    original = _TutorialNet()
+    before = {k: v.clone() for k, v in original.state_dict().items()}
+    model = convert_to_hat(original, input_shape=(3, 32, 32))
+    modules = convert_to_hat(_tutorial_modules(original), input_shape=(3, 32, 32))
+    assert [repr(m) for m in model.layers] == [repr(m) for m in modules.layers]
+    assert model._mask_points == modules._mask_points
+    assert [c.name for c in model.covered_parameters()] == [
+        c.name for c in modules.covered_parameters()
+    ]
+    _train_and_check_exactness(model, (3, 32, 32))
+    assert all(torch.equal(v, original.state_dict()[k]) for k, v in before.items())
+
+
+class _Functional(nn.Module):
+    """conv -> ``between`` -> Linear -> ``after`` -> Linear, the calls written by the test."""
+
+    def __init__(self, between, after, flat=4 * 2 * 2):
+        super().__init__()
+        self.conv, self.fc, self.head = nn.Conv2d(3, 4, 3), nn.Linear(flat, 5), nn.Linear(5, 3)
+        self.between, self.after = between, after
+
+    def forward(self, x):
+        return self.head(self.after(self.fc(self.between(self.conv(x)))))
+
+
+FORMS = {
+    "torch.relu, x.view(x.size(0), -1)": (
+        lambda x: torch.relu(F.max_pool2d(x, 2)).view(x.size(0), -1),
+        lambda x: x.relu(),
+    ),
+    "F.gelu, F.avg_pool2d, x.reshape(x.shape[0], -1)": (
+        lambda x: F.avg_pool2d(F.gelu(x), kernel_size=2).reshape(x.shape[0], -1),
+        lambda x: F.gelu(x, approximate="tanh"),
+    ),
+    "F.leaky_relu, F.adaptive_avg_pool2d, x.flatten(1)": (
+        lambda x: F.adaptive_avg_pool2d(F.leaky_relu(x, 0.2), 2).flatten(1),
+        lambda x: torch.sigmoid(F.dropout(x, p=0.3, training=False)),
+    ),
+    "F.elu, F.dropout2d, x.view(-1, 16)": (
+        lambda x: F.max_pool2d(F.dropout2d(F.elu(x, alpha=0.5), 0.2, False), 2, 2).view(-1, 16),
+        lambda x: torch.tanh(F.hardtanh(x, -2.0, 2.0)),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(FORMS))
+def test_functional_forms_convert_to_the_module_forms(name):
+    """The converted model computes the original function (no gates for an untrained
+    task; eval mode), for each functional form."""
+    torch.manual_seed(0)
+    original = _Functional(*FORMS[name]).eval()
+    model = convert_to_hat(original, input_shape=(3, 6, 6), multi_head=False).eval()
+    assert len(model.hat_masks()) == 2
+    assert all(type(m) in CONVERTIBLE_LAYERS for m in model.layers)
+    x = torch.randn(5, 3, 6, 6)
+    with torch.no_grad():
+        assert torch.equal(model(x, 7), original(x))
+
+
+@pytest.mark.parametrize(
+    "between, after, match",
+    [
+        (lambda x: torch.flatten(x), lambda x: x, r"torch.flatten\(\).*start_dim=0.*torch.flatten\(x, 1\)"),
+        (lambda x: x.view(x.size(0), 4, -1), lambda x: x, r"x.view\(\).*\(3, 4, 16\).*torch.flatten\(x, 1\)"),
+        (lambda x: x.flatten(1), lambda x: F.log_softmax(x, dim=1), r"F.log_softmax\(\).*remove it.*CrossEntropyLoss"),
+        (lambda x: x.flatten(1), lambda x: torch.cat([x, x], 1), r"torch.cat\(\).*branch.*Adding a backbone"),
+        (lambda x: x.flatten(1), lambda x: x * 2, r"the operator 'mul'.*not a layer.*functional forms"),
+        (lambda x: x.flatten(1), lambda x: F.dropout(x, p=x.mean().item() if False else x.size(1) / 10), r"argument computed in the forward.*constant"),
+    ],
+    ids=["flatten-batch", "view-3d", "log_softmax", "cat", "mul", "computed-arg"],
+)  # fmt: skip
+def test_functional_forms_it_cannot_convert_say_what_to_write_instead(between, after, match):
+    model = _Functional(between, after, flat=4 * 4 * 4)
+    with pytest.raises(TypeError, match=match):
+        convert_to_hat(model, input_shape=(3, 6, 6))
+
+
+def test_a_weighted_layer_called_twice_is_refused():
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(4, 4), nn.Linear(4, 2)
+
+        def forward(self, x):
+            return self.b(F.relu(self.a(F.relu(self.a(x)))))
+
+    with pytest.raises(TypeError, match="'a' is called a second time.*its own module"):
+        convert_to_hat(Twice(), input_shape=(4,))
 
 
 def test_convert_rejects_bad_configurations():

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import copy
+import math
 import sys
 from collections.abc import Sequence
 
 import torch
+import torch.fx
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..checks import check_bool, check_positive_int
@@ -15,7 +18,13 @@ from ._common import HATBackbone, TaskBatchNorm, make_head
 from .resnet import HATResNet
 from .torchvision_resnet import convert_torchvision_resnet
 
-__all__ = ["CONVERTIBLE_LAYERS", "HATSequential", "convert_to_hat"]
+__all__ = [
+    "CONVERTIBLE_LAYERS",
+    "FUNCTIONAL_FORMS",
+    "HATSequential",
+    "convert_to_hat",
+    "layer_chain",
+]
 
 _WEIGHTED = tuple(HAT_LAYERS)  # the layer types with a HAT wrapper
 _BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
@@ -119,21 +128,197 @@ class HATSequential(HATBackbone):
         return self._head_forward(h, task_label)
 
 
-#: Tensor methods and functions that only reshape a sample into a flat vector.
-_FLATTENING = {"view", "reshape", "flatten", torch.flatten}
-#: Calls that change nothing a layer sees (``size`` / ``contiguous`` around a ``view``).
-_NEUTRAL = {"contiguous", "size"}
+# ---------------------------------------------------------------- tracing a forward
+# Functional forms of the layers above: each builder takes a call's arguments as the
+# function does (the input first, then constants) and returns the module form.
+def _activation(cls: type[nn.Module]):
+    def build(input, inplace=False):
+        return cls()
+
+    return build
 
 
-def layer_chain(model: nn.Module) -> list[nn.Module]:
+def _leaky_relu(input, negative_slope=0.01, inplace=False):
+    return nn.LeakyReLU(negative_slope)
+
+
+def _elu(input, alpha=1.0, inplace=False):
+    return nn.ELU(alpha)
+
+
+def _celu(input, alpha=1.0, inplace=False):
+    return nn.CELU(alpha)
+
+
+def _gelu(input, approximate="none"):
+    return nn.GELU(approximate)
+
+
+def _hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
+    return nn.Hardtanh(min_val, max_val)
+
+
+def _softplus(input, beta=1.0, threshold=20.0):
+    return nn.Softplus(beta, threshold)
+
+
+def _max_pool2d(
+    input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False
+):
+    return nn.MaxPool2d(kernel_size, stride, padding, dilation, return_indices, ceil_mode)
+
+
+def _avg_pool2d(
+    input,
+    kernel_size,
+    stride=None,
+    padding=0,
+    ceil_mode=False,
+    count_include_pad=True,
+    divisor_override=None,
+):
+    return nn.AvgPool2d(
+        kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
+    )
+
+
+def _adaptive_avg_pool2d(input, output_size):
+    return nn.AdaptiveAvgPool2d(output_size)
+
+
+def _adaptive_max_pool2d(input, output_size, return_indices=False):
+    return nn.AdaptiveMaxPool2d(output_size, return_indices)
+
+
+# ``training=`` is ignored: the module form drops in training mode only, which is what
+# ``F.dropout(x, p, self.training)`` means (traced, ``self.training`` is a constant).
+def _dropout(input, p=0.5, training=True, inplace=False):
+    return nn.Dropout(p)
+
+
+def _dropout2d(input, p=0.5, training=True, inplace=False):
+    return nn.Dropout2d(p)
+
+
+def _flatten(input, start_dim=0, end_dim=-1):
+    if (start_dim, end_dim) != (1, -1):
+        raise ValueError(
+            f"start_dim={start_dim}, end_dim={end_dim} do not flatten each sample into one vector"
+        )
+    return nn.Flatten()
+
+
+def _reshape(input, *shape):
+    return nn.Flatten()  # checked to give (batch, features) by the shape check
+
+
+#: ``{function, or Tensor method name: builder}``: what a traced forward may call
+#: between layers (:func:`layer_chain`), each the functional form of a module in
+#: :data:`CONVERTIBLE_LAYERS`.
+FUNCTIONAL_FORMS = {
+    F.relu: _activation(nn.ReLU),
+    torch.relu: _activation(nn.ReLU),
+    "relu": _activation(nn.ReLU),
+    F.relu6: _activation(nn.ReLU6),
+    F.leaky_relu: _leaky_relu,
+    F.elu: _elu,
+    F.selu: _activation(nn.SELU),
+    torch.selu: _activation(nn.SELU),
+    F.celu: _celu,
+    F.gelu: _gelu,
+    F.silu: _activation(nn.SiLU),
+    F.mish: _activation(nn.Mish),
+    F.tanh: _activation(nn.Tanh),
+    torch.tanh: _activation(nn.Tanh),
+    "tanh": _activation(nn.Tanh),
+    F.sigmoid: _activation(nn.Sigmoid),
+    torch.sigmoid: _activation(nn.Sigmoid),
+    "sigmoid": _activation(nn.Sigmoid),
+    F.hardtanh: _hardtanh,
+    F.hardswish: _activation(nn.Hardswish),
+    F.hardsigmoid: _activation(nn.Hardsigmoid),
+    F.softplus: _softplus,
+    F.softsign: _activation(nn.Softsign),
+    F.max_pool2d: _max_pool2d,
+    F.avg_pool2d: _avg_pool2d,
+    F.adaptive_avg_pool2d: _adaptive_avg_pool2d,
+    F.adaptive_max_pool2d: _adaptive_max_pool2d,
+    F.dropout: _dropout,
+    F.dropout2d: _dropout2d,
+    torch.flatten: _flatten,
+    "flatten": _flatten,
+    "view": _reshape,
+    "reshape": _reshape,
+}
+#: Calls that read a tensor's size, not its values (``x.view(x.size(0), -1)``).
+_SIZE_READS = {"size", "dim", "numel"}
+#: Calls that change nothing a layer sees.
+_NEUTRAL = {"contiguous"}
+#: What to write instead of a call :func:`layer_chain` refuses, by its name.
+_INSTEAD = {
+    "log_softmax": "remove it: the HAT head returns logits, and the strategies' default "
+    "CrossEntropyLoss applies the (log-)softmax itself",
+    "softmax": "remove it: the HAT head returns logits, and the strategies' default "
+    "CrossEntropyLoss applies the softmax itself",
+    "add": "a residual addition cannot be a chain of layers: for a torchvision ResNet-18/34 "
+    "pass the torchvision model, otherwise build a HATModule from avalanche_adahat.layers "
+    "(CONTRIBUTING.md, 'Adding a backbone')",
+    "iadd": "a residual addition cannot be a chain of layers: for a torchvision ResNet-18/34 "
+    "pass the torchvision model, otherwise build a HATModule from avalanche_adahat.layers "
+    "(CONTRIBUTING.md, 'Adding a backbone')",
+    "cat": "branches joined by a concatenation cannot be a chain of layers: build a "
+    "HATModule from avalanche_adahat.layers (CONTRIBUTING.md, 'Adding a backbone')",
+}
+
+
+def _name(target) -> str:
+    return getattr(target, "__name__", str(target))
+
+
+def _call_text(node) -> str:
+    name = _name(node.target)
+    module = getattr(node.target, "__module__", None) or ""
+    if node.op == "call_method":
+        return f"x.{name}()"
+    if module in ("_operator", "operator"):
+        return f"the operator {name!r}"
+    if node.target in FUNCTIONAL_FORMS or name in _INSTEAD:
+        prefix = "F." if "functional" in module or module == "torch._C._nn" else "torch."
+        return f"{prefix}{name}()"
+    return f"{node.op} {name!r}"
+
+
+def _refusal(model: nn.Module, node, reason: str, instead: str | None = None) -> TypeError:
+    name = _name(node.target).strip("_")
+    instead = (
+        instead
+        or _INSTEAD.get(name)
+        or (
+            "write the forward as layers applied one after another: modules of "
+            f"{_supported_text()}, or their functional forms (F.relu, F.max_pool2d, F.dropout, "
+            "torch.flatten(x, 1), x.view(x.size(0), -1), ...)"
+        )
+    )
+    return TypeError(
+        f"convert_to_hat converts a chain of layers; {type(model).__name__}'s forward has "
+        f"{_call_text(node)} on {[str(a) for a in node.all_input_nodes]} ({reason}): {instead}"
+    )
+
+
+def layer_chain(model: nn.Module, input_shape: Sequence[int] | None = None) -> list[nn.Module]:
     """The layers ``model``'s forward applies one after another, in order.
 
     A flat ``nn.Sequential`` is its own chain. Any other module tree (nested
     containers, a module with its own ``forward`` such as Avalanche's
-    ``SimpleMLP``) is traced with ``torch.fx``: every call of a leaf module must
-    read the output of the previous one; a reshape of a sample into a vector
-    (``x.view(x.size(0), -1)``, ``torch.flatten(x, 1)``) becomes ``nn.Flatten``.
-    Anything else (a residual addition, a branch, a concatenation) is refused.
+    ``SimpleMLP`` or the PyTorch tutorials' CNNs) is traced with ``torch.fx``:
+    every call of a leaf module must read the output of the previous call. The
+    functional forms of the supported layers (:data:`FUNCTIONAL_FORMS`:
+    ``F.relu``, ``torch.relu``, ``x.relu()``, ``F.gelu``, ``F.max_pool2d``,
+    ``F.avg_pool2d``, ``F.dropout``, ...) become their modules, and a reshape of
+    each sample into a vector (``torch.flatten(x, 1)``, ``x.view(x.size(0), -1)``,
+    ``x.reshape(-1, n)``) becomes ``nn.Flatten``; with ``input_shape`` a reshape is
+    checked to give ``(batch, features)``. Anything else (a residual addition, a
+    branch, a concatenation, a softmax) is refused with what to write instead.
     """
     if isinstance(model, nn.Sequential) and not any(len(list(m.children())) for m in model):
         return list(model)
@@ -144,33 +329,116 @@ def layer_chain(model: nn.Module) -> list[nn.Module]:
     except Exception as e:  # a data-dependent forward cannot be traced
         raise TypeError(
             f"convert_to_hat converts a module whose forward applies its layers one after "
-            f"another; {type(model).__name__} could not be traced with torch.fx ({e})"
+            f"another; {type(model).__name__} could not be traced with torch.fx ({e}): write "
+            "the forward without Python control flow on tensors or their sizes (e.g. "
+            "torch.flatten(x, 1) rather than a loop over x.size())"
         ) from None
     modules = dict(model.named_modules())
     layers: list[nn.Module] = []
+    reshapes = []  # the reshape nodes, checked by shape below
+    called: set[int] = set()
+    sizes: set = set()  # nodes holding sizes (x.size(0), x.shape[0], their arithmetic)
     current = None
     for node in graph.nodes:
+        first = node.args[0] if node.args else None
         if node.op == "placeholder":
             current = node if current is None else current
         elif node.op == "output":
             if node.args[0] is not current:
                 raise TypeError(f"{type(model).__name__}'s output is not its last layer's output")
-        elif node.target in _NEUTRAL and node.all_input_nodes[:1] == [current]:
-            current = node if node.target == "contiguous" else current
+        elif (node.op == "call_method" and node.target in _SIZE_READS) or (
+            node.target is getattr and node.args[1:] == ("shape",)
+        ):
+            sizes.add(node)
+        elif (
+            node.op != "call_module" and node.all_input_nodes and set(node.all_input_nodes) <= sizes
+        ):
+            sizes.add(node)  # arithmetic on sizes, x.size()[1:], ...
+        elif node.op == "call_method" and node.target in _NEUTRAL and first is current:
+            current = node
         elif node.op == "call_module" and node.all_input_nodes == [current]:
-            layers.append(modules[node.target])
+            module = modules[node.target]
+            if id(module) in called and any(True for _ in module.parameters()):
+                raise _refusal(
+                    model,
+                    node,
+                    f"module {node.target!r} is called a second time, sharing its weights",
+                    "give each use of a weighted layer its own module",
+                )
+            called.add(id(module))
+            layers.append(module)
             current = node
-        elif node.target in _FLATTENING and current in node.all_input_nodes:
-            layers.append(nn.Flatten())
-            current = node
-        else:
-            raise TypeError(
-                f"convert_to_hat converts a chain of layers; {type(model).__name__}'s forward "
-                f"has {node.op} {getattr(node.target, '__name__', node.target)!r} on "
-                f"{[str(a) for a in node.all_input_nodes]} (a branch, residual addition or "
-                f"other operation between layers); supported layers are {_supported_text()}"
+        elif set(node.all_input_nodes) - {current, *sizes} or first is not current:
+            raise _refusal(
+                model,
+                node,
+                "it reads something other than the previous layer's output: a branch or a "
+                "residual addition",
             )
+        elif node.target not in FUNCTIONAL_FORMS or node.op == "call_module":
+            raise _refusal(model, node, "not a layer convert_to_hat knows")
+        else:
+            is_reshape = node.target in ("view", "reshape")
+            if not is_reshape and set(node.all_input_nodes) != {current}:
+                raise _refusal(
+                    model,
+                    node,
+                    "an argument computed in the forward",
+                    "give it constant arguments, as the module form takes",
+                )
+            try:
+                layers.append(FUNCTIONAL_FORMS[node.target](*node.args, **node.kwargs))
+            except ValueError as e:  # a flatten of more or less than each sample
+                raise _refusal(model, node, str(e), "write torch.flatten(x, 1)") from None
+            except TypeError as e:  # arguments the function does not take
+                raise _refusal(model, node, str(e)) from None
+            if is_reshape:
+                reshapes.append((node, len(layers) - 1))
+            current = node
+    if reshapes and input_shape is not None:
+        _check_reshapes(model, graph, reshapes, tuple(input_shape))
     return layers
+
+
+class _ShapeRecorder(torch.fx.Interpreter):
+    """Runs a traced forward, keeping the shape of every node's tensor output."""
+
+    def __init__(self, module):
+        super().__init__(module)
+        self.shapes: dict = {}
+
+    def run_node(self, node):
+        result = super().run_node(node)
+        if isinstance(result, Tensor):
+            self.shapes[node] = tuple(result.shape)
+        return result
+
+
+@torch.no_grad()
+def _check_reshapes(model: nn.Module, graph, reshapes: list, input_shape: tuple) -> None:
+    """Each ``view`` / ``reshape`` of the traced forward gives ``(batch, features)`` of
+    the ``(batch, ...)`` it reads: an ``nn.Flatten`` (on a copy of the model, in eval mode)."""
+    probe = torch.fx.GraphModule(copy.deepcopy(model).eval(), graph)
+    param = next(probe.parameters(), None)
+    kwargs = {} if param is None else {"device": param.device, "dtype": param.dtype}
+    recorder = _ShapeRecorder(probe)
+    try:
+        recorder.run(torch.zeros(3, *input_shape, **kwargs))
+    except Exception:
+        pass  # a shape that does not fit: convert_to_hat names the layer; check what ran
+    for node, index in reshapes:
+        before, after = recorder.shapes.get(node.args[0]), recorder.shapes.get(node)
+        if before is None or after is None:
+            continue
+        want = (before[0], math.prod(before[1:]))
+        if after != want:
+            raise _refusal(
+                model,
+                node,
+                f"it reshapes {before} to {after}, not each sample into one vector {want} "
+                f"(layer {index} of the chain)",
+                "write torch.flatten(x, 1) to flatten each sample",
+            )
 
 
 def convert_to_hat(
@@ -216,16 +484,23 @@ def convert_to_hat(
     has ``in_repeat = H*W`` of the conv's output at the flatten.
 
     :param model: an ``nn.Sequential`` of the layers in
-        :data:`CONVERTIBLE_LAYERS` (exact types; no nested containers or
-        branches), ending with the classifier ``Linear``; left untouched.
+        :data:`CONVERTIBLE_LAYERS` (exact types), or a module whose forward
+        applies them one after another, as modules or in their functional forms
+        (:data:`FUNCTIONAL_FORMS`: ``F.relu``, ``F.max_pool2d``, ``F.dropout``,
+        ``torch.flatten(x, 1)``, ``x.view(x.size(0), -1)``, ...;
+        :func:`layer_chain`), ending with the classifier ``Linear``; left
+        untouched. ``F.dropout`` becomes ``nn.Dropout``, which drops in training
+        mode only, whatever its ``training=`` argument.
     :param input_shape: shape of one input sample without the batch
         dimension, e.g. ``(3, 32, 32)`` or ``(784,)``; needed to compute the
         feature-map sizes (a conv->Linear transition's ``H*W``).
     :param num_classes: classes per head; default: the last Linear's ``out_features``.
     :param multi_head: one head per task label (default) or one shared head.
-    :raises TypeError: ``model`` is not an ``nn.Sequential``, or contains a
-        layer type that cannot be converted (the message names its index and
-        type and lists the supported layers).
+    :raises TypeError: ``model``'s forward is not a chain of supported layers
+        (a branch, a residual addition, a softmax; the message names the call
+        and what to write instead), or it contains a layer type that cannot be
+        converted (the message names its index and type and lists the supported
+        layers).
     :raises ValueError: a supported layer in an unsupported configuration
         (grouped conv, partial ``Flatten``, ...), a shape that does not fit,
         or a model without a hidden weighted layer or final ``Linear``.
@@ -251,7 +526,7 @@ def convert_to_hat(
                 f"{model.conv1.in_channels} input channels"
             )
         return convert_torchvision_resnet(model, num_classes=num_classes, multi_head=multi_head)
-    layers = layer_chain(model)
+    layers = layer_chain(model, input_shape)
     if len(layers) == 0:
         raise ValueError("convert_to_hat needs a non-empty nn.Sequential ending with a Linear")
     for i, layer in enumerate(layers):
