@@ -84,9 +84,11 @@ class HATConfig:
         (one of :data:`avalanche_adahat.task_inference.RULES`); ``None`` reads the
         task labels, except with ``task_ids="per_experience"``, where it means the
         default rule.
-    :param calibrate_task_inference: standardise each task's scores by their
-        statistics on its training data; ``None``: on with
-        ``task_ids="per_experience"``, off otherwise.
+    :param calibrate_task_inference: shift each task's logit-rule score by its mean
+        on the task's training data; ``None``: on with ``task_ids="per_experience"``
+        and a logit rule (:data:`~avalanche_adahat.task_inference.LOGIT_RULES`), off
+        otherwise. The feature rules (``"lda_cascade"``, the default, and
+        ``"mahalanobis"``) need none.
     """
 
     adjustment_mode: str = "hat"
@@ -145,12 +147,13 @@ class HATConfig:
         per_experience = self.task_ids == "per_experience"
         if per_experience and self.task_inference is None:
             object.__setattr__(self, "task_inference", TI.DEFAULT_RULE)
-        if self.calibrate_task_inference is None:  # on where task inference is the point
-            object.__setattr__(self, "calibrate_task_inference", per_experience)
-        if self.calibrate_task_inference and self.task_inference is None:
+        logit_rule = self.task_inference in TI.LOGIT_RULES
+        if self.calibrate_task_inference is None:  # on where a logit rule needs it
+            object.__setattr__(self, "calibrate_task_inference", per_experience and logit_rule)
+        if self.calibrate_task_inference and not logit_rule:
             raise ValueError(
-                "calibrate_task_inference=True needs task_inference (one of "
-                f"{TI.RULES}) or task_ids='per_experience'"
+                "calibrate_task_inference=True needs a logit rule as task_inference (one of "
+                f"{TI.LOGIT_RULES}), got task_inference={self.task_inference!r}"
             )
 
     @classmethod

@@ -20,7 +20,8 @@ from avalanche.models import IncrementalClassifier, MultiHeadClassifier, MultiTa
 from torch import Tensor, nn
 
 from .functional import INIT_MODES, gate
-from .task_inference import RULES, infer
+from .inference import FeatureStatistics
+from .task_inference import FEATURE_RULES, LOGIT_RULES, RULES, infer
 
 if TYPE_CHECKING:
     from .layers import HATLayer
@@ -261,12 +262,30 @@ class HATModule(MultiTaskModule):
         rule, calibrated = self._task_inference
         calibration = None
         if calibrated:
-            index = RULES.index(rule)
+            index = LOGIT_RULES.index(rule)
             calibration = torch.stack(
                 [self.task_score_stats(t)[index] for t in self.trained_tasks()]
             )
-        logits, self.last_inferred_tasks = infer(self, x, rule, calibration)
+        statistics = self.feature_statistics() if rule in FEATURE_RULES else None
+        logits, self.last_inferred_tasks = infer(self, x, rule, calibration, statistics)
         return logits
+
+    def feature_statistics(self) -> FeatureStatistics:
+        """The class statistics of every trained task's feature space (feature-statistics
+        task inference, :mod:`avalanche_adahat.inference`); a submodule, so that
+        ``state_dict()`` and checkpoints carry it. Created empty on first use."""
+        if not hasattr(self, "task_statistics"):
+            self.task_statistics = FeatureStatistics()
+            self.task_statistics.to(self.hat_masks()[0].cumulative.device)
+        return self.task_statistics
+
+    def task_router_bytes(self) -> int:
+        """Bytes the task-inference state holds: feature statistics and calibration."""
+        total = self.task_statistics.nbytes() if hasattr(self, "task_statistics") else 0
+        for name, buffer in self.named_buffers(recurse=False):
+            if name.startswith("score_stats_T"):
+                total += buffer.numel() * buffer.element_size()
+        return total
 
     def task_score_stats(self, task_label: int) -> Tensor:
         """``(rules, 2)``: mean and standard deviation of each task-inference score on
@@ -287,6 +306,8 @@ class HATModule(MultiTaskModule):
             name = key[len(prefix) :] if key.startswith(prefix) else ""
             if name.startswith("score_stats_T") and "." not in name and not hasattr(self, name):
                 self.register_buffer(name, torch.zeros_like(value))
+            if name.startswith("task_statistics."):
+                self.feature_statistics()  # its buffers are made by its own loader
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def hat_masks(self) -> list[HATMask]:

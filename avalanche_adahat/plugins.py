@@ -39,6 +39,7 @@ from .composition import (
 from .config import PAPER_ADAHAT, AdaHATConfig, HATConfig
 from .masking import CoveredParameter, HATModule
 from .modes import MODES, AdjustmentMode
+from .inference import update_statistics
 from .optimizers import (
     DEFAULT_ADJUSTMENT_INTENSITY,
     default_adjustment_intensity,
@@ -359,6 +360,17 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
             # [R_1..R_L, total] as computed (slots index only the first L), else as set.
             sparsity = self.layer_sparsity if self._ratios is None else self._ratios.detach()
             self._write_rates(self._rate_plan, sparsity)
+        if self.task_inference in TI.FEATURE_RULES:
+            # lda_cascade: this task's data in every frozen task network so far
+            cascade = self.task_inference == "lda_cascade"
+            spaces = model.trained_tasks() if cascade else [self.task_label]
+            update_statistics(
+                model,
+                model.feature_statistics(),
+                strategy.experience.dataset,
+                self.task_label,
+                spaces,
+            )
         return self._rate_plan.unit_rates
 
     def _structure(self, model: HATModule) -> None:

@@ -22,6 +22,18 @@ Rules (:data:`RULES`), each a function of one task's logits ``z`` over its class
   classes the most is picked: the score is ``-dH/da_t``. One backward pass per
   batch; no data beyond the test batch.
 
+Feature-statistics rules (:mod:`avalanche_adahat.inference`, :data:`FEATURE_RULES`):
+each trained task's masked network is frozen, so class statistics of its
+features, gathered from the training data when tasks end (no sample kept), stay
+valid; a sample's task follows from Gaussian models of those features:
+
+- ``"lda_cascade"`` (the default): space ``j`` holds the classes of tasks
+  ``j, j+1, ...`` (each task's data is passed through every earlier task's
+  network when it ends); its linear discriminant gives the probability ``s_j``
+  of task ``j`` against the later ones, and ``p_t = s_t ∏_{i<t} (1 - s_i)``;
+- ``"mahalanobis"``: the chi-square log p-value of the distance to the nearest
+  class of task ``j`` in its own space (no passes across tasks).
+
 With ``calibrated=True`` each task's score is shifted by the mean of that score
 on the task's own training data, measured once when the task finishes (no test
 data and no stored samples are used), so that a task whose head is confident on
@@ -35,10 +47,15 @@ import torch
 from avalanche.models import MultiHeadClassifier
 from torch import Tensor
 
+from .inference import forward_with_features, lda_cascade_scores, mahalanobis_scores
+
 __all__ = [
     "DEFAULT_RULE",
+    "FEATURE_RULES",
+    "LOGIT_RULES",
     "MASKED_LOGIT",
     "RULES",
+    "feature_scores",
     "infer",
     "score_statistics",
     "task_classes",
@@ -47,11 +64,15 @@ __all__ = [
     "task_scores",
 ]
 
-RULES = ("msp", "entropy", "energy", "oneshot")
-#: The rule used when ``task_ids="per_experience"`` names none (with calibration): the
-#: best and steadiest on class-incremental Split Fashion-MNIST, 3 seeds
+#: Rules that score each task from its head's logits (calibration applies to these).
+LOGIT_RULES = ("msp", "entropy", "energy", "oneshot")
+#: Rules that score each task from statistics of its frozen network's features.
+FEATURE_RULES = ("lda_cascade", "mahalanobis")
+RULES = LOGIT_RULES + FEATURE_RULES
+#: The rule used when ``task_ids="per_experience"`` names none: the best on
+#: class-incremental Split Fashion-MNIST, 3 seeds, three class orders
 #: (docs/CLASS_INCREMENTAL.md).
-DEFAULT_RULE = "entropy"
+DEFAULT_RULE = "lda_cascade"
 
 #: Logit of the classes outside the chosen task (finite, so a loss metric stays finite).
 MASKED_LOGIT = -1e4
@@ -127,22 +148,56 @@ def task_logits(model, x: Tensor, tasks: list[int], width: int) -> Tensor:
     return torch.stack(outs)
 
 
-def infer(model, x: Tensor, rule: str, calibration: Tensor | None = None):
+def feature_scores(model, x: Tensor, tasks: list[int], width: int, rule: str, statistics):
+    """``(logits (T, B, width), scores (T, B))`` of a feature-statistics rule: one
+    forward pass per task gives both its logits and its features."""
+    logits, features = [], []
+    for t in tasks:
+        out, f = forward_with_features(model, x, t)
+        logits.append(torch.nn.functional.pad(out, (0, width - out.shape[1]), value=MASKED_LOGIT))
+        features.append(f)
+    missing = [t for t in tasks if t not in statistics.spaces()]
+    if missing:
+        raise ValueError(
+            f"task_inference={rule!r} needs the feature statistics of every trained task; "
+            f"tasks {missing} have none (train them with this rule)"
+        )
+    models = [statistics.model(t) for t in tasks]
+    if rule == "lda_cascade":
+        for position, t in enumerate(tasks):
+            later = set(tasks[position:])
+            if not later <= statistics.owners(t):
+                raise ValueError(
+                    f"task_inference='lda_cascade' needs task {t}'s feature space to hold the "
+                    f"data of tasks {sorted(later)}; it holds {sorted(statistics.owners(t))} "
+                    "(the statistics were gathered for 'mahalanobis')"
+                )
+        scores = lda_cascade_scores(tasks, models, features)
+    else:
+        scores = mahalanobis_scores(tasks, models, features)
+    return torch.stack(logits), scores
+
+
+def infer(model, x: Tensor, rule: str, calibration: Tensor | None = None, statistics=None):
     """``(logits over all classes (B, C), predicted task label per sample (B,))``.
 
     ``calibration``: ``(T, 2)`` mean and standard deviation of each task's score
-    on its training data (the mean is subtracted), or ``None``.
+    on its training data (the mean is subtracted), or ``None``; ``statistics``: the
+    :class:`~avalanche_adahat.inference.FeatureStatistics` of a feature rule.
     """
     tasks = model.trained_tasks()
     if not tasks:
         raise ValueError("task inference needs at least one trained task")
     width = model.max_class_label
-    logits = task_logits(model, x, tasks, width)
     active = task_classes(model, tasks, width)
-    if rule == "oneshot":
-        scores = oneshot_scores(model, x, tasks, active)
+    if rule in FEATURE_RULES:
+        logits, scores = feature_scores(model, x, tasks, width, rule, statistics)
     else:
-        scores = task_scores(logits, active, rule)
+        logits = task_logits(model, x, tasks, width)
+        if rule == "oneshot":
+            scores = oneshot_scores(model, x, tasks, active)
+        else:
+            scores = task_scores(logits, active, rule)
     if calibration is not None:
         scores = scores - calibration[:, :1]
     choice = scores.argmax(dim=0)
@@ -161,7 +216,7 @@ def _own_score(logits: Tensor, active: Tensor, rule: str) -> Tensor:
 
 @torch.no_grad()
 def score_statistics(model, dataset, task_label: int, batch_size: int = 256) -> Tensor:
-    """``(rules, 2)``: mean and standard deviation of every rule's score of task
+    """``(logit rules, 2)``: mean and standard deviation of every logit rule's score of task
     ``task_label`` on its own training ``dataset`` (eval mode, its stored mask)."""
     was_training = model.training
     model.eval()
@@ -172,7 +227,7 @@ def score_statistics(model, dataset, task_label: int, batch_size: int = 256) -> 
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size)
     for batch in loader:
         logits = task_logits(model, batch[0].to(device), [task_label], width)
-        scores.append(torch.stack([_own_score(logits, active, r) for r in RULES], dim=1))
+        scores.append(torch.stack([_own_score(logits, active, r) for r in LOGIT_RULES], dim=1))
     model.train(was_training)
     scores = torch.cat(scores)
     return torch.stack([scores.mean(dim=0), scores.std(dim=0)], dim=1)

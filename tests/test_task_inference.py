@@ -11,9 +11,9 @@ from avalanche.training.plugins import EvaluationPlugin
 from avalanche_adahat import HAT
 from avalanche_adahat.models import HATMLP
 from avalanche_adahat.task_id_metrics import task_id_accuracy_metrics
-from avalanche_adahat.task_inference import MASKED_LOGIT, RULES, task_scores
+from avalanche_adahat.task_inference import LOGIT_RULES, MASKED_LOGIT, RULES, task_scores
 
-LOGIT_RULES = ("msp", "entropy", "energy")  # functions of each task's own logits
+HEAD_RULES = ("msp", "entropy", "energy")  # functions of each task's own logits
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def test_task_scores_by_hand():
         "entropy": [sum(p * math.log(p) for p in p0), 0.0],
         "energy": [math.log(math.exp(2) + 1), 3.0],
     }
-    for rule in LOGIT_RULES:
+    for rule in HEAD_RULES:
         got = task_scores(logits, active, rule)[:, 0].tolist()
         assert got == pytest.approx(expected[rule], rel=1e-6), rule
 
@@ -70,7 +70,7 @@ def test_each_rule_finds_the_task_of_well_separated_data(rule, class_incremental
     assert accuracy <= task_acc + 1e-9  # a wrong task can only give a wrong class
 
 
-@pytest.mark.parametrize("rule", LOGIT_RULES)
+@pytest.mark.parametrize("rule", HEAD_RULES)
 def test_infer_picks_the_most_confident_task_for_each_rule(rule, monkeypatch, class_incremental):
     """With designed logits the right task is known: sample 0 is confident under task 1,
     sample 1 under task 0 (every rule agrees on these)."""
@@ -163,10 +163,10 @@ def test_calibration_statistics_are_each_tasks_own_training_scores(class_increme
     )
     strategy.train(class_incremental.train_stream[0])
     stats = model.task_score_stats(0)
-    assert stats.shape == (len(RULES), 2)
+    assert stats.shape == (len(LOGIT_RULES), 2)
     again = score_statistics(model, class_incremental.train_stream[0].dataset, 0)
     assert torch.allclose(stats, again)
-    assert 0.5 <= stats[RULES.index("msp"), 0] <= 1.0  # mean max-probability of 2 classes
+    assert 0.5 <= stats[LOGIT_RULES.index("msp"), 0] <= 1.0  # mean max-probability of 2 classes
     fresh = HATMLP(8, (16,))
     fresh.load_state_dict(model.state_dict())  # carried by checkpoints
     assert torch.equal(fresh.task_score_stats(0), stats)
@@ -207,10 +207,14 @@ def test_oneshot_score_is_minus_the_entropy_gradient_of_the_mask_superposition(c
             assert scores[t, b].item() == pytest.approx(-numeric.item(), rel=1e-4, abs=1e-8)
 
 
-def test_per_experience_defaults_to_calibrated_entropy():
+def test_per_experience_defaults_to_the_lda_cascade_uncalibrated():
     from avalanche_adahat import HATPlugin
 
     plugin = HATPlugin(task_ids="per_experience")
-    assert (plugin.task_inference, plugin.calibrate_task_inference) == ("entropy", True)
+    assert (plugin.task_inference, plugin.calibrate_task_inference) == ("lda_cascade", False)
+    logit = HATPlugin(task_ids="per_experience", task_inference="entropy")
+    assert (logit.task_inference, logit.calibrate_task_inference) == ("entropy", True)
     given = HATPlugin()
     assert (given.task_inference, given.calibrate_task_inference) == (None, False)
+    with pytest.raises(ValueError, match="calibrate_task_inference=True needs a logit rule"):
+        HATPlugin(task_ids="per_experience", calibrate_task_inference=True)

@@ -1,0 +1,71 @@
+"""Task-inference rules on feature statistics (docs/CLASS_INCREMENTAL.md).
+
+Both take, for every trained task ``j`` in training order, the Gaussian model of
+its feature space (:class:`~.statistics.SpaceModel`) and the test batch's
+features in that space, and return a log-score ``(T, B)`` per task and sample;
+the sample goes to the task of the highest score.
+
+- :func:`lda_cascade_scores`: space ``j`` holds the classes of tasks ``j`` and
+  later; its linear discriminant gives ``s_j``, the probability that a sample of
+  "task ``j`` or later" belongs to task ``j``. Then
+  ``p_t = s_t ∏_{i<t} (1 - s_i)`` (the last task's ``s`` is 1).
+- :func:`mahalanobis_scores`: the chi-square log p-value of the smallest squared
+  Mahalanobis distance from the sample to a class of task ``j`` in space ``j``,
+  with ``d_j`` degrees of freedom (the distribution of that distance for a
+  Gaussian class with ``d_j`` features).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .statistics import SpaceModel
+
+__all__ = ["chi2_log_sf", "lda_cascade_scores", "mahalanobis_scores"]
+
+
+def lda_cascade_scores(tasks: list[int], models: list[SpaceModel], features: list[Tensor]):
+    """``log p_t = log s_t + Σ_{i<t} log(1 - s_i)``, ``(T, B)``, with
+    ``s_j = Σ_{c ∈ task j} e^{g_c} / Σ_{c in space j} e^{g_c}`` (log-sum-exp throughout)."""
+    scores = []
+    rest = None  # Σ_{i<t} log(1 - s_i)
+    for position, (task, model, f) in enumerate(zip(tasks, models, features)):
+        g = model.discriminants(f.to(torch.float64))
+        own = model.owners == task
+        total = torch.logsumexp(g, dim=1)
+        last = position == len(tasks) - 1
+        log_s = torch.zeros_like(total) if last else torch.logsumexp(g[:, own], dim=1) - total
+        scores.append(log_s if rest is None else rest + log_s)
+        if not last:
+            log_rest = torch.logsumexp(g[:, ~own], dim=1) - total
+            rest = log_rest if rest is None else rest + log_rest
+    return torch.stack(scores)
+
+
+def chi2_log_sf(x: Tensor, dof: int, terms: int = 64) -> Tensor:
+    """``log P(χ²_dof > x)`` in float64, finite far into the tail.
+
+    ``Q(a, y)`` (the regularised upper incomplete gamma, ``a = dof/2, y = x/2``) where
+    it is representable; below ``1e-250`` its asymptotic expansion
+    ``Γ(a, y) ≈ y^{a-1} e^{-y} Σ_k (a-1)(a-2)...(a-k) / y^k`` (there ``y > a``)."""
+    x = x.to(torch.float64)
+    a = torch.tensor(dof / 2.0, dtype=torch.float64, device=x.device)
+    y = (x / 2.0).clamp_min(1e-300)
+    q = torch.special.gammaincc(a, y)
+    term = torch.ones_like(y)
+    series = torch.ones_like(y)
+    for k in range(1, terms):
+        term = term * (a - k) / y
+        series = series + term
+    tail = (a - 1.0) * y.log() - y - torch.lgamma(a) + series.clamp_min(1e-300).log()
+    return torch.where(q > 1e-250, q.clamp_min(1e-300).log(), tail)
+
+
+def mahalanobis_scores(tasks: list[int], models: list[SpaceModel], features: list[Tensor]):
+    """Per task, ``log P(χ²_{d_j} > min_{c ∈ task j} D²_c)``, ``(T, B)``."""
+    scores = []
+    for task, model, f in zip(tasks, models, features):
+        distance = model.mahalanobis(f.to(torch.float64))[:, model.owners == task]
+        scores.append(chi2_log_sf(distance.min(dim=1).values, model.dim))
+    return torch.stack(scores)

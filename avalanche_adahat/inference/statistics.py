@@ -1,0 +1,161 @@
+"""Feature statistics of HAT's frozen task networks, as exact streaming sums.
+
+Once task ``j`` is trained, HAT keeps every parameter its mask uses bitwise
+unchanged, so the features task ``j``'s masked network computes never change:
+statistics gathered in that feature space (*space* ``j``) never go stale. Each
+space holds, in float64, for every class ``c`` it has seen: the count ``n_c``
+and the sum ``Σ f`` of its features; and, over all its samples, the second
+moment ``Σ f fᵀ``. From these follow the class means ``μ_c`` and the pooled
+within-class covariance (docs/CLASS_INCREMENTAL.md, "Feature statistics")::
+
+    Σ = (Σ f fᵀ - Σ_c n_c μ_c μ_cᵀ) / (N - C)
+
+shrunk towards ``tr(Σ)/d · I`` by the oracle-approximating shrinkage (OAS,
+Chen et al., IEEE TSP 2010) so that a space with more units than samples still
+gets a well-conditioned estimate.
+
+All of it lives in buffers of one module, so ``state_dict()`` and Avalanche
+checkpoints carry it and a resumed run continues bitwise.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["FeatureStatistics", "SpaceModel", "oas_shrinkage"]
+
+_FIELDS = ("classes", "owners", "counts", "sums", "moment")
+
+
+def oas_shrinkage(cov: Tensor, n: float) -> float:
+    """The OAS shrinkage intensity of a ``d x d`` sample covariance from ``n`` samples
+    (Chen et al. 2010, Eq. 23; the form of scikit-learn's ``oas``)."""
+    d = cov.shape[0]
+    mu = torch.trace(cov) / d
+    alpha = (cov * cov).mean()
+    num = alpha + mu * mu
+    den = (n + 1.0) * (alpha - mu * mu / d)
+    return 1.0 if float(den) <= 0.0 else min(float(num / den), 1.0)
+
+
+class SpaceModel:
+    """The Gaussian model of one space: class means, the shared covariance and the
+    linear discriminant ``g_c(f) = fᵀ Σ⁻¹ μ_c - ½ μ_cᵀ Σ⁻¹ μ_c`` (equal class priors)."""
+
+    def __init__(self, classes: Tensor, owners: Tensor, counts: Tensor, sums: Tensor, moment):
+        self.classes, self.owners = classes, owners
+        self.means = sums / counts[:, None]
+        n, c = float(counts.sum()), counts.numel()
+        scatter = moment - (sums.t() / counts) @ sums
+        cov = scatter / max(n - c, 1.0)
+        d = cov.shape[0]
+        self.shrinkage = oas_shrinkage(cov, max(n - c, 1.0))
+        ridge = self.shrinkage * torch.trace(cov) / d
+        cov = (1.0 - self.shrinkage) * cov + ridge * torch.eye(d, dtype=cov.dtype)
+        self.chol = torch.linalg.cholesky(cov)
+        self.precision_means = torch.cholesky_solve(self.means.t(), self.chol).t()  # (C, d)
+        self.dim = d
+
+    def discriminants(self, f: Tensor) -> Tensor:
+        """``g_c(f)`` for every class of the space, ``(B, C)``."""
+        bias = -0.5 * (self.precision_means * self.means).sum(dim=1)
+        return f @ self.precision_means.t() + bias
+
+    def mahalanobis(self, f: Tensor) -> Tensor:
+        """Squared Mahalanobis distance of ``f`` to every class mean, ``(B, C)``."""
+        diff = f[:, None, :] - self.means[None]  # (B, C, d)
+        z = torch.linalg.solve_triangular(self.chol, diff.reshape(-1, self.dim).t(), upper=False)
+        return (z * z).sum(dim=0).reshape(f.shape[0], -1)
+
+
+class FeatureStatistics(nn.Module):
+    """Streaming class statistics in the feature space of each trained task.
+
+    Buffers of space ``j`` (``{field}_T{j}``): ``classes`` (the class ids seen, in
+    order of arrival), ``owners`` (the task each class belongs to), ``counts``,
+    ``sums`` ``(C, d_j)`` and ``moment`` ``(d_j, d_j)``, all float64 but the ids.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._models: dict[int, SpaceModel] = {}
+
+    def spaces(self) -> list[int]:
+        """The task labels that have a space, in order of creation."""
+        return [
+            int(name[len("counts_T") :])
+            for name, _ in self.named_buffers()
+            if name.startswith("counts_T")
+        ]
+
+    def space(self, j: int) -> dict[str, Tensor]:
+        """The buffers of space ``j`` by field name."""
+        if not hasattr(self, f"counts_T{j}"):
+            raise KeyError(f"no feature statistics for task {j}")
+        return {f: getattr(self, f"{f}_T{j}") for f in _FIELDS}
+
+    def owners(self, j: int) -> set[int]:
+        """The tasks whose data space ``j`` has seen."""
+        return (
+            {int(t) for t in getattr(self, f"owners_T{j}").unique()}
+            if hasattr(self, f"owners_T{j}")
+            else set()
+        )
+
+    @torch.no_grad()
+    def add_sums(
+        self, j: int, classes: Tensor, owner: int, counts: Tensor, sums: Tensor, moment: Tensor
+    ) -> None:
+        """Add the sums of samples of task ``owner`` to space ``j``: per class of
+        ``classes`` ``(K,)`` its ``counts`` ``(K,)`` and feature ``sums`` ``(K, d_j)``,
+        and their second ``moment`` ``Σ f fᵀ`` ``(d_j, d_j)`` (float64, added exactly)."""
+        classes = classes.to(torch.long)
+        if not hasattr(self, f"counts_T{j}"):
+            d = moment.shape[0]
+            self.register_buffer(f"classes_T{j}", classes.new_empty(0))
+            self.register_buffer(f"owners_T{j}", classes.new_empty(0))
+            self.register_buffer(f"counts_T{j}", moment.new_zeros(0))
+            self.register_buffer(f"sums_T{j}", moment.new_zeros(0, d))
+            self.register_buffer(f"moment_T{j}", moment.new_zeros(d, d))
+        s = self.space(j)
+        if moment.shape != s["moment"].shape:
+            raise ValueError(
+                f"space {j} has {s['moment'].shape[0]} features, got {moment.shape[0]}"
+            )
+        missing = classes[~torch.isin(classes, s["classes"])]
+        if missing.numel():
+            k = missing.numel()
+            d = moment.shape[0]
+            setattr(self, f"classes_T{j}", torch.cat([s["classes"], missing]))
+            setattr(self, f"owners_T{j}", torch.cat([s["owners"], missing.new_full((k,), owner)]))
+            setattr(self, f"counts_T{j}", torch.cat([s["counts"], s["counts"].new_zeros(k)]))
+            setattr(self, f"sums_T{j}", torch.cat([s["sums"], s["sums"].new_zeros(k, d)]))
+            s = self.space(j)
+        at = (classes[:, None] == s["classes"][None]).to(torch.long).argmax(dim=1)
+        s["counts"].index_add_(0, at, counts.to(torch.float64))
+        s["sums"].index_add_(0, at, sums.to(torch.float64))
+        s["moment"].add_(moment.to(torch.float64))
+        self._models.pop(j, None)
+
+    def model(self, j: int) -> SpaceModel:
+        """The Gaussian model of space ``j`` (computed once per change of its sums)."""
+        if j not in self._models:
+            s = self.space(j)
+            self._models[j] = SpaceModel(
+                s["classes"], s["owners"], s["counts"], s["sums"], s["moment"]
+            )
+        return self._models[j]
+
+    def nbytes(self) -> int:
+        """Bytes held by the statistics."""
+        return sum(b.numel() * b.element_size() for b in self.buffers())
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # A checkpoint's spaces may not exist here yet, or have other sizes.
+        for key, value in state_dict.items():
+            name = key[len(prefix) :] if key.startswith(prefix) else ""
+            if name.split("_T", 1)[0] in _FIELDS and "." not in name:
+                self.register_buffer(name, torch.zeros_like(value))
+        self._models.clear()
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
