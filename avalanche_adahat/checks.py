@@ -18,6 +18,7 @@ __all__ = [
     "check_positive",
     "check_positive_int",
     "check_probability",
+    "check_training_schedule",
     "check_unit_interval",
 ]
 
@@ -65,3 +66,15 @@ def check_non_negative_int(name: str, value) -> None:
 def check_bool(name: str, value) -> None:
     if not isinstance(value, bool):
         raise ValueError(f"{name} must be True or False, got {value!r}")
+
+
+def check_training_schedule(train_mb_size, train_epochs) -> None:
+    """A strategy's ``train_mb_size`` and ``train_epochs``: positive integers.
+
+    Avalanche accepts ``train_epochs=0`` (no step is taken, yet a HAT task would
+    then count as trained) and fails on ``train_mb_size=0`` with a bare
+    ``AssertionError`` inside its data loader.
+    """
+    for name, value in (("train_mb_size", train_mb_size), ("train_epochs", train_epochs)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive integer (at least 1), got {value!r}")

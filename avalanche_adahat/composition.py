@@ -10,15 +10,19 @@ HAT's guarantee or cannot work at all.
 from __future__ import annotations
 
 import inspect
-import warnings
 
 import torch
+from torch import nn
+
+from ._warnings import warn_at_caller
+from .checks import check_training_schedule
 
 __all__ = [
     "REFUSED_PLUGINS",
     "REPLAYING",
     "AsNewTask",
     "check_experience",
+    "check_labels_fit_head",
     "check_optimizer_holds",
     "check_strategy",
     "warn_untrained_tasks",
@@ -45,8 +49,10 @@ REPLAYING = ("ReplayPlugin", "GEMPlugin", "AGEMPlugin", "GSS_greedyPlugin", "Cum
 
 
 def check_strategy(strategy, hat_plugin_type: type, per_experience: bool = False) -> None:
-    """One HAT plugin, no refused plugin, an optimizer whose ``step`` needs no closure;
-    with ``per_experience``, nothing that replays earlier experiences."""
+    """One HAT plugin, no refused plugin, an optimizer whose ``step`` needs no closure,
+    at least one epoch of minibatches of at least one sample; with ``per_experience``,
+    nothing that replays earlier experiences."""
+    check_training_schedule(strategy.train_mb_size, strategy.train_epochs)
     if per_experience:
         for obj in (strategy, *strategy.plugins):
             if _class_names(obj) & set(REPLAYING):
@@ -142,6 +148,39 @@ def _check_one(experience, trained: list[int], seen: dict[int, int]) -> None:
     seen[label] = index
 
 
+def _experience_labels(experience) -> list[int]:
+    classes = getattr(experience, "classes_in_this_experience", None)
+    if classes is None:
+        classes = torch.as_tensor(list(experience.dataset.targets)).unique().tolist()
+    return sorted(int(c) for c in classes)
+
+
+def check_labels_fit_head(experience, model, trained: list[int]) -> None:
+    """The experience's class labels (at the first experience: the whole stream's) are
+    outputs of a fixed shared head (``multi_head=False`` with ``num_classes``).
+
+    A label beyond it would train silently: Avalanche pads the logits with zeros, and
+    the label's class is never learned. Task heads and growing heads
+    (``IncrementalClassifier``) are sized from the data and need no check.
+    """
+    head = getattr(model, "head", None)
+    if getattr(model, "multi_head", True) or type(head) is not nn.Linear:
+        return
+    stream = getattr(experience, "origin_stream", None)
+    whole = not trained and stream is not None and hasattr(stream, "__len__")
+    for exp in stream if whole else [experience]:
+        labels = _experience_labels(exp)
+        outside = [c for c in labels if not 0 <= c < head.out_features]
+        if outside:
+            raise ValueError(
+                f"experience {exp.current_experience} has class labels {outside} outside the "
+                f"model's fixed head of {head.out_features} outputs (labels 0 to "
+                f"{head.out_features - 1}): build the model with num_classes of at least "
+                f"{max(labels) + 1}, or with multi_head=True (a head per task, sized from the "
+                "data), or leave num_classes out for a shared head that grows with the labels"
+            )
+
+
 def check_optimizer_holds(optimizer: torch.optim.Optimizer, model, task_label: int) -> None:
     """The optimizer updates every trainable covered parameter and the training task's
     embeddings (otherwise HAT trains nothing, or masks that never change)."""
@@ -165,14 +204,16 @@ def check_optimizer_holds(optimizer: torch.optim.Optimizer, model, task_label: i
 
 def warn_untrained_tasks(experience, model, training_label: int | None, warned: set) -> None:
     """Warn, once per task label in ``warned``, when an evaluation experience's task was
-    never trained (no mask, an untrained head: chance level)."""
+    never trained (no mask, an untrained head), at the user's ``eval`` line."""
     first = model.hat_masks()[0]
     for label in sorted({int(t) for t in experience.task_labels} - warned):
         if label != training_label and not first.is_stored(label):
             warned.add(label)
-            warnings.warn(
+            warn_at_caller(
                 f"evaluating experience {experience.current_experience}: task label {label} was "
-                f"never trained (trained: {model.trained_tasks()}), so its head and mask are "
-                "untrained and its accuracy is chance level (said once per task label)",
-                stacklevel=3,
+                f"never trained (trained: {model.trained_tasks()}), so its head and masks are "
+                "untrained and its accuracy means nothing (about chance level, or 0 where its "
+                "labels are beyond the untrained head); evaluate the experiences trained so "
+                "far, e.g. strategy.eval(benchmark.test_stream[: experience.current_experience "
+                "+ 1]) (said once per task label)"
             )

@@ -29,9 +29,11 @@ from torch import Tensor
 
 from . import functional as F
 from . import task_inference as TI
+from ._warnings import warn_at_caller
 from .composition import (
     AsNewTask,
     check_experience,
+    check_labels_fit_head,
     check_optimizer_holds,
     check_strategy,
     warn_untrained_tasks,
@@ -87,6 +89,7 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
     # ------------------------------------------------------------------ state
     def _reset_task_state(self) -> None:
         self.task_label: int | None = None
+        self.task_steps = 0  # optimizer steps taken in the current task
         self.num_previous_tasks = 0
         self.num_batches = 1
         self.batch = 0
@@ -142,6 +145,7 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
         # The first hook of an experience: nothing was adapted or trained yet.
         trained = _hat_model(strategy.model).trained_tasks()
         check_experience(strategy.experience, trained, self.per_experience)
+        check_labels_fit_head(strategy.experience, _hat_model(strategy.model), trained)
         if self.per_experience and not isinstance(strategy.experience, AsNewTask):
             strategy.experience = AsNewTask(strategy.experience)
 
@@ -193,6 +197,7 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
         self._begin_flush()
 
     def after_training_iteration(self, strategy, **kwargs):
+        self.task_steps += 1
         _unwrap(strategy.model).set_step_gates(None, None)  # frees the step's graph
         self._step_gates = None
         self._end_flush()
@@ -341,6 +346,14 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
 
     def after_training_exp(self, strategy, **kwargs):
         model = _hat_model(strategy.model)
+        if self.task_steps == 0:  # nothing learned: no masks to keep, the task stays untrained
+            model.set_step_gates(None, None)
+            warn_at_caller(
+                f"task {self.task_label} took no optimizer step (training stopped before its "
+                "first minibatch), so its masks were not stored: it counts as untrained and "
+                "can be trained again"
+            )
+            return
         self.layer_sparsity = self.layer_sparsity  # detached: nothing of the graph is kept
         model.store_task_masks(self.task_label)
         model.set_step_gates(None, None)

@@ -14,6 +14,7 @@ from avalanche.training.templates import SupervisedTemplate
 from torch.nn import CrossEntropyLoss, Module
 from torch.optim import Optimizer
 
+from .checks import check_training_schedule
 from .config import AdaHATConfig, HATConfig
 from .plugins import AdaHATPlugin, HATPlugin, _hat_model
 
@@ -42,6 +43,7 @@ def _init_taking(config_class: type[HATConfig]):
         eval_every: int = -1,
         **kwargs,
     ):
+        check_training_schedule(train_mb_size, train_epochs)
         names = config_class.field_names()
         hyperparameters = {k: kwargs.pop(k) for k in list(kwargs) if k in names}
         hat_plugin = self.plugin_class(config, **hyperparameters)

@@ -288,6 +288,66 @@ def test_strategies_validate_before_training():
         HAT(model=model, optimizer=opt, s_maxx=3)
 
 
+@pytest.mark.parametrize(
+    "name, value", [("train_epochs", 0), ("train_epochs", -1), ("train_mb_size", 0)]
+)
+def test_an_empty_training_schedule_is_refused_up_front(name, value, tiny_benchmark):
+    model = HATMLP(8, (6,), 2)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    match = f"{name} must be a positive integer .at least 1., got {value}"
+    with pytest.raises(ValueError, match=match):
+        HAT(model=model, optimizer=opt, **{name: value})
+    # a plugin inside Avalanche's strategy, or a value changed after construction
+    strategy = Naive(model=model, optimizer=opt, plugins=[HATPlugin()], evaluator=_quiet())
+    setattr(strategy, name, value)
+    with pytest.raises(ValueError, match=match):
+        strategy.train(tiny_benchmark.train_stream[0])
+    assert model.trained_tasks() == []
+    assert all(torch.equal(before[n], p) for n, p in model.named_parameters())
+
+
+def test_labels_outside_a_fixed_head_are_refused_up_front():
+    three_classes = tensor_benchmark(n_classes=3)  # labels 0, 1, 2 in every experience
+    model = HATMLP(8, (6,), 2, multi_head=False)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    strategy = HAT(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+                   evaluator=_quiet())  # fmt: skip
+    with pytest.raises(
+        ValueError,
+        match=r"experience 0 has class labels \[2\] outside the model's fixed head of 2 "
+        r"outputs .*num_classes of at least 3",
+    ):
+        strategy.train(three_classes.train_stream[0])
+    assert model.trained_tasks() == []
+    assert all(torch.equal(before[n], p) for n, p in model.named_parameters())
+    fits = HATMLP(8, (6,), 3, multi_head=False)
+    strategy = HAT(model=fits, optimizer=torch.optim.SGD(fits.parameters(), lr=0.1),
+                   evaluator=_quiet())  # fmt: skip
+    strategy.train(three_classes.train_stream[0])
+    assert fits.trained_tasks() == [0]
+
+
+class _StopBeforeAnyStep(SupervisedPlugin):
+    def before_training_epoch(self, strategy, **kwargs):
+        strategy.stop_training()
+
+
+def test_no_masks_are_stored_for_a_task_that_took_no_step(tiny_benchmark):
+    model = HATMLP(8, (6,), 2)
+    stopper = _StopBeforeAnyStep()
+    strategy = HAT(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+                   plugins=[stopper], evaluator=_quiet())  # fmt: skip
+    with pytest.warns(UserWarning, match="task 0 took no optimizer step.*not stored") as seen:
+        strategy.train(tiny_benchmark.train_stream[0])
+    assert [w.filename for w in seen if "no optimizer step" in str(w.message)] == [__file__]
+    assert model.trained_tasks() == []
+    assert all(m.cumulative.sum() == 0 for m in model.hat_masks())
+    strategy.plugins.remove(stopper)
+    strategy.train(tiny_benchmark.train_stream[0])  # not refused as "already trained"
+    assert model.trained_tasks() == [0]
+
+
 def test_plugin_on_model_without_masks_fails_before_training(tiny_benchmark):
     plain = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(8, 2))
     strategy = Naive(
