@@ -39,9 +39,9 @@ from .composition import (
     warn_untrained_tasks,
 )
 from .config import PAPER_ADAHAT, AdaHATConfig, HATConfig
+from .inference import update_statistics
 from .masking import CoveredParameter, HATModule
 from .modes import MODES, AdjustmentMode
-from .inference import update_statistics
 from .optimizers import (
     DEFAULT_ADJUSTMENT_INTENSITY,
     default_adjustment_intensity,
@@ -360,6 +360,17 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
         if self.calibrate_task_inference:
             stats = TI.score_statistics(model, strategy.experience.dataset, self.task_label)
             model.store_task_score_stats(self.task_label, stats)
+        if self.task_inference in TI.FEATURE_RULES:
+            # lda_cascade: this task's data in every frozen task network so far
+            cascade = self.task_inference == "lda_cascade"
+            spaces = model.trained_tasks() if cascade else [self.task_label]
+            update_statistics(
+                model,
+                model.feature_statistics(),
+                strategy.experience.dataset,
+                self.task_label,
+                spaces,
+            )
         self._rate_plan = None  # the masks changed: rates are laid out anew if asked for
         self._snapshots, self._private_snapshots = (), []
         self._step_embeddings = None
@@ -373,17 +384,6 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
             # [R_1..R_L, total] as computed (slots index only the first L), else as set.
             sparsity = self.layer_sparsity if self._ratios is None else self._ratios.detach()
             self._write_rates(self._rate_plan, sparsity)
-        if self.task_inference in TI.FEATURE_RULES:
-            # lda_cascade: this task's data in every frozen task network so far
-            cascade = self.task_inference == "lda_cascade"
-            spaces = model.trained_tasks() if cascade else [self.task_label]
-            update_statistics(
-                model,
-                model.feature_statistics(),
-                strategy.experience.dataset,
-                self.task_label,
-                spaces,
-            )
         return self._rate_plan.unit_rates
 
     def _structure(self, model: HATModule) -> None:
