@@ -260,3 +260,12 @@ def test_sharded_statistics_add_up_to_the_whole(stream):
         shards.append(stats.space(0))
     for field in ("counts", "sums", "moment"):
         torch.testing.assert_close(shards[0][field] + shards[1][field], whole.space(0)[field])
+
+
+def test_adahat_defaults_to_a_logit_rule_and_warns_about_feature_statistics():
+    from avalanche_adahat import AdaHATPlugin
+
+    plugin = AdaHATPlugin(task_ids="per_experience")
+    assert (plugin.task_inference, plugin.calibrate_task_inference) == ("entropy", True)
+    with pytest.warns(UserWarning, match="feature statistics stored when each task ended drift"):
+        AdaHATPlugin(task_ids="per_experience", task_inference="lda_cascade")
