@@ -72,6 +72,7 @@ def split_digits(
     shuffle_classes: bool = False,
     return_task_id: bool = True,
     test_fraction: float = 0.3,
+    class_order: list[int] | None = None,
 ):
     """Split Digits: the 10 digit classes split into ``n_experiences`` tasks.
 
@@ -82,19 +83,24 @@ def split_digits(
         ``{0,1}, {2,3}, ...``; ``True``: a seeded random class order.
     :param return_task_id: task-incremental (default: one task label per
         experience, class ids from 0 in each) or class-incremental.
+    :param class_order: the classes in the order they are split into tasks (a
+        permutation of 0..9); overrides ``shuffle_classes``.
     """
     if n_experiences not in (1, 2, 5, 10):
         raise ValueError(
             f"n_experiences must divide the 10 classes (1, 2, 5 or 10), got {n_experiences}"
         )
     x_tr, y_tr, x_te, y_te = digits_tensors(test_fraction, seed)
+    order = None if shuffle_classes else list(range(10))
+    if class_order is not None:
+        order = list(class_order)
     benchmark = nc_benchmark(
         _dataset(x_tr, y_tr),
         _dataset(x_te, y_te),
         n_experiences=n_experiences,
         task_labels=return_task_id,
         seed=seed,
-        fixed_class_order=None if shuffle_classes else list(range(10)),
+        fixed_class_order=order,
         class_ids_from_zero_in_each_exp=return_task_id,
     )
     return _with_sources(benchmark)

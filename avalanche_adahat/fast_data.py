@@ -138,7 +138,7 @@ def sources_from_flat_datasets(stream) -> list[TensorSource | None]:
 
     Handles experiences whose data reduce to one leaf that is a ``TensorDataset``
     (no transforms) or a torchvision MNIST-style dataset (``.data`` uint8) under
-    ``ToTensor`` + ``Normalize``; ``None`` for any other experience, or where the
+    ``ToTensor`` + ``Normalize`` (Avalanche's ``TensorMNIST``: ``Normalize`` alone); ``None`` for any other experience, or where the
     source does not reproduce the experience's samples exactly.
     """
     from avalanche.benchmarks.utils.dataset_traversal_utils import single_flat_dataset
@@ -173,6 +173,8 @@ def _source_from_leaf(leaf, indices, transforms, exp) -> TensorSource | None:
         return None
     steps = getattr(x_transforms[0], "transforms", [x_transforms[0]])
     names = [type(t).__name__ for t in steps]
+    if type(leaf).__name__ == "TensorMNIST":  # Avalanche's MNIST: x / 255 before its transforms
+        names, steps = ["ToTensor", *names], [None, *steps]
     if names == ["ToTensor"]:
         mean, std = 0.0, 1.0
     elif names == ["ToTensor", "Normalize"] and len(steps[1].mean) == len(steps[1].std) == 1:

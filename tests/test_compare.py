@@ -530,7 +530,8 @@ def test_report_command(tmp_path, capsys):
         (["--scenario", "domain"], "--scenario must be task or class"),
         (
             ["--scenario", "class", "--benchmark", "permuted_digits"],
-            "--scenario class runs on split_digits, split_fmnist only, not 'permuted_digits'",
+            "--scenario class runs on split_digits, split_fmnist, split_mnist, split_cifar10, "
+            "split_cifar100, split_tinyimagenet only, not 'permuted_digits'",
         ),
         (["--scenario", "class", "--strategies", "packnet", "--epochs", "2"], "task only"),
         (["--strategies", "icarl"], "'icarl' runs in --scenario class only"),

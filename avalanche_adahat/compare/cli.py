@@ -57,13 +57,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--scenario",
         metavar="NAME",
         help="task (default): task-incremental, task labels given, one head per task; "
-        "class: class-incremental (split_digits, split_fmnist only): no task labels, global "
+        "class: class-incremental (split_* benchmarks only): no task labels, global "
         "class ids; the HAT family trains one task per experience and infers each test "
         "sample's task (--set hat.task_inference="
         + "|".join(TASK_INFERENCE_RULES)
-        + ", default entropy, calibrated; "
-        "--set hat.calibrate_task_inference=true), the other strategies train an MLP of "
-        "the same hidden sizes with one head over all classes",
+        + ", default the library's; "
+        "--set hat.calibrate_task_inference=true), streaming_lda classifies raw inputs, "
+        "the other strategies train an MLP of the same hidden sizes with one head over all "
+        "classes",
+    )
+    a(
+        "--class-order",
+        metavar="ORDER",
+        help="--scenario class: the order in which classes are split into experiences: "
+        "natural (default: 0,1 | 2,3 | ...), seed (Avalanche's seeded random order, drawn "
+        "with each run's seed) or an integer N (Avalanche's random order for seed N, the "
+        "same for every --seeds run); recorded in results.json (config.class_order, and "
+        "each run's class_order)",
     )
     a(
         "--n-experiences",
@@ -107,7 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="where the data is looked for: Fashion-MNIST idx files (default "
         f"{bm.DEBIAN_FMNIST}, from `apt-get install dataset-fashion-mnist`); "
-        "Avalanche's benchmarks download into it where they can",
+        "required by the benchmarks Avalanche downloads (MNIST, CIFAR, Tiny ImageNet): "
+        "the folder holding their data as torchvision keeps it (e.g. "
+        "DIR/cifar-10-batches-py/), or downloaded there (needs network)",
     )
     a(
         "--train-per-task",

@@ -16,7 +16,7 @@ else:  # Python 3.10: the same parser as a package (a dependency there)
     import tomli as tomllib
 
 from .errors import CompareError
-from .registry import BENCHMARKS, MODELS, SCENARIOS
+from .registry import BENCHMARKS, MODELS, SCENARIOS, data_root_error
 from .strategy_specs import STRATEGIES
 
 __all__ = ["DEFAULTS", "build_config", "progress_mode", "strategy_params"]
@@ -24,6 +24,7 @@ __all__ = ["DEFAULTS", "build_config", "progress_mode", "strategy_params"]
 DEFAULTS: dict[str, Any] = {
     "benchmark": "split_digits",
     "scenario": "task",
+    "class_order": "natural",
     "n_experiences": None,
     "strategies": ["adahat", "hat", "naive", "ewc"],
     "model": "mlp",
@@ -92,6 +93,19 @@ def _seeds(text) -> list[int]:
         raise CompareError(f"--seeds must be comma-separated integers, got {text!r}") from None
 
 
+def _class_order(value):
+    """``--class-order``: ``"natural"``, ``"seed"`` or a non-negative integer seed."""
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value)
+    if value in ("natural", "seed") or (
+        isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    ):
+        return value
+    raise CompareError(
+        f"--class-order must be natural, seed or a non-negative integer, got {value!r}"
+    )
+
+
 def build_config(args: argparse.Namespace) -> dict:
     """Defaults < ``--config`` file < command-line options; validated."""
     config = json.loads(json.dumps(DEFAULTS))
@@ -110,6 +124,7 @@ def build_config(args: argparse.Namespace) -> dict:
     if isinstance(config["strategies"], str):
         config["strategies"] = _split_list(config["strategies"])
     config["seeds"] = _seeds(config["seeds"])
+    config["class_order"] = _class_order(config["class_order"])
     for item in args.set or []:
         if "=" not in item or "." not in item.split("=", 1)[0]:
             raise CompareError(f"--set expects NAME.KEY=VALUE, got {item!r}")
@@ -158,6 +173,13 @@ def _validate(config: dict) -> None:
         raise CompareError(
             f"--scenario class runs on {', '.join(allowed)} only, not {config['benchmark']!r}"
         )
+    if config["class_order"] != "natural" and config["scenario"] != "class":
+        raise CompareError(
+            f"--class-order {config['class_order']} applies to --scenario class only "
+            "(the task-incremental benchmarks keep the natural class order)"
+        )
+    if BENCHMARKS[config["benchmark"]].data_root_help and not config["data_root"]:
+        raise CompareError(data_root_error(config["benchmark"]))
     if config["model"] not in MODELS:
         raise CompareError(f"unknown model {config['model']!r}; choose one of {', '.join(MODELS)}")
     if not config["strategies"]:

@@ -2,9 +2,12 @@
 (the strategies are in :mod:`.strategy_specs`).
 
 - :data:`BENCHMARKS`: ``name -> BenchmarkSpec``, whose ``build(n, seed, data_root)``
-  returns a task-incremental Avalanche benchmark and, for the offline split
-  benchmarks, ``build_class(n, seed, data_root)`` a class-incremental one (no
-  task labels, global class ids: ``--scenario class``);
+  returns a task-incremental Avalanche benchmark and, for every split
+  benchmark, ``build_class(n, seed, data_root, class_order=None)`` a
+  class-incremental one (no task labels, global class ids: ``--scenario
+  class``; ``class_order`` from :func:`class_order`, ``--class-order``); the
+  benchmarks that Avalanche downloads (MNIST, CIFAR, Tiny ImageNet) need
+  ``--data-root`` (``data_root_help`` says what goes there);
 - :data:`MODELS`: ``name -> builder(input_shape, num_classes, params)``, a HAT
   backbone; :func:`register_model` adds one;
 - the strategies: :data:`.strategy_specs.STRATEGIES`.
@@ -12,7 +15,7 @@
 Class-incremental scenario (``--scenario class``): the HAT family trains one
 new task per experience (``task_ids="per_experience"``) and predicts each test
 sample's task with the rule of its ``task_inference`` parameter (default: the
-library's, ``"entropy"`` calibrated); every other strategy trains a plain MLP with the configured hidden
+library's); Avalanche's ``StreamingLDA`` classifies raw inputs; every other strategy trains a plain MLP with the configured hidden
 sizes ending in one fixed ``Linear`` over all the benchmark's classes
 (:func:`shared_head_mlp`, Avalanche's ``SimpleMLP`` without dropout).
 """
@@ -22,6 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -55,6 +59,11 @@ class BenchmarkSpec:
     #: ``batch_size``, ``lr``); options not given fall back to these, then to
     #: :data:`TRAINING_FALLBACK`.
     training: dict[str, Any] = field(default_factory=dict)
+    #: The number of classes of a split benchmark (for ``--class-order``).
+    n_classes: int | None = None
+    #: Set: ``--data-root`` is required (the benchmark downloads where its data is
+    #: missing); what to put there, for the error message.
+    data_root_help: str | None = None
 
 
 #: Training settings of a benchmark whose spec gives none.
@@ -67,27 +76,61 @@ DIGITS_TRAINING = {"epochs": 10, "batch_size": 16, "lr": 3e-3}
 #: ``--scenario``: task-incremental (task labels given) or class-incremental (none).
 SCENARIOS = ("task", "class")
 
+# Where Avalanche (torchvision's datasets) reads each downloaded benchmark under --data-root.
+_MNIST_LAYOUT = "DIR/MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte (torchvision's MNIST)"
+_CIFAR10_LAYOUT = (
+    "DIR/cifar-10-batches-py/ (data_batch_1..5, test_batch, batches.meta: "
+    "cifar-10-python.tar.gz extracted)"
+)
+_CIFAR100_LAYOUT = "DIR/cifar-100-python/ (train, test, meta: cifar-100-python.tar.gz extracted)"
+_TINY_LAYOUT = "DIR/tiny-imagenet-200/ (wnids.txt, train/, val/: tiny-imagenet-200.zip extracted)"
 
-def _class_split_digits(n_experiences, seed, data_root):
-    return bm.split_digits(n_experiences, seed=seed, return_task_id=False)
+
+def class_order(mode, seed: int, n_classes: int) -> list[int] | None:
+    """The class order of ``--class-order``: ``None`` for ``"natural"`` (classes 0, 1, 2, ...),
+    else the permutation Avalanche draws for ``seed`` (``"seed"``: the run's seed; an
+    integer: that seed, the same for every run): ``torch.randperm(n_classes)`` after
+    ``torch.manual_seed``, as ``nc_benchmark(seed=..., fixed_class_order=None)`` does, drawn
+    from a generator of its own (the global one is left alone)."""
+    if mode == "natural":
+        return None
+    order_seed = seed if mode == "seed" else int(mode)
+    return torch.randperm(n_classes, generator=torch.Generator().manual_seed(order_seed)).tolist()
 
 
-def _class_split_fmnist(n_experiences, seed, data_root):
-    """Avalanche's ``SplitFMNIST(return_task_id=False)`` (classes in natural order, global ids)."""
+def data_root_error(name: str) -> str:
+    """The message of a benchmark that needs ``--data-root`` and was given none."""
+    return (
+        f"benchmark {name} needs --data-root DIR: {BENCHMARKS[name].data_root_help} "
+        "(nothing is downloaded without it)"
+    )
+
+
+def _class_split_digits(n_experiences, seed, data_root, class_order=None):
+    return bm.split_digits(n_experiences, seed=seed, return_task_id=False, class_order=class_order)
+
+
+def _with_sources(benchmark):
+    benchmark.tensor_sources = {
+        "train": sources_from_flat_datasets(benchmark.train_stream),
+        "test": sources_from_flat_datasets(benchmark.test_stream),
+    }
+    return benchmark
+
+
+def _class_split_fmnist(n_experiences, seed, data_root, class_order=None):
+    """Avalanche's ``SplitFMNIST(return_task_id=False)`` (global class ids; classes in
+    natural order unless ``class_order`` is given)."""
     from avalanche.benchmarks.classic import SplitFMNIST
 
     benchmark = SplitFMNIST(
         n_experiences,
         return_task_id=False,
         seed=seed,
-        fixed_class_order=list(range(10)),
+        fixed_class_order=list(range(10)) if class_order is None else list(class_order),
         dataset_root=bm.torchvision_fmnist_root(data_root or bm.DEBIAN_FMNIST),
     )
-    benchmark.tensor_sources = {
-        "train": sources_from_flat_datasets(benchmark.train_stream),
-        "test": sources_from_flat_datasets(benchmark.test_stream),
-    }
-    return benchmark
+    return _with_sources(benchmark)
 
 
 def _avalanche_classic(name: str, **fixed):
@@ -100,18 +143,48 @@ def _avalanche_classic(name: str, **fixed):
         cls = getattr(classic, name)
         if "Permuted" not in name:
             kwargs.update(class_ids_from_zero_in_each_exp=True)
-        return cls(return_task_id=True, seed=seed, dataset_root=data_root, **kwargs)
+        root = None if data_root is None else Path(data_root)
+        return cls(return_task_id=True, seed=seed, dataset_root=root, **kwargs)
 
     return build
 
 
-def _downloaded(classic: str, data: str, n: int, **fixed) -> BenchmarkSpec:
-    """One of Avalanche's classic benchmarks, which downloads its data into ``--data-root``."""
+def _avalanche_classic_class(name: str, n_classes: int):
+    """Class-incremental builder of Avalanche's ``classic.<name>``: no task labels, global
+    class ids, Avalanche's own transforms; classes in natural order unless ``class_order``."""
+
+    def build(n_experiences, seed, data_root, class_order=None):
+        from avalanche.benchmarks import classic
+
+        # a Path, not a str: Avalanche's TinyImagenet reads a bare name as a dataset name
+        root = None if data_root is None else Path(data_root)
+        order = list(range(n_classes)) if class_order is None else list(class_order)
+        benchmark = getattr(classic, name)(
+            n_experiences, return_task_id=False, seed=seed, fixed_class_order=order,
+            dataset_root=root,
+        )  # fmt: skip
+        return _with_sources(benchmark)
+
+    return build
+
+
+def _downloaded(
+    classic: str, data: str, n: int, n_classes: int, layout: str, *, split: bool = True
+) -> BenchmarkSpec:
+    """One of Avalanche's classic benchmarks, which reads (or downloads) its data in
+    ``--data-root``: the option is required, so that nothing is downloaded unasked."""
+    fixed = {"fixed_class_order": list(range(n_classes))} if split else {}
     return BenchmarkSpec(
-        f"Avalanche's {classic} (downloads into --data-root where Avalanche can)",
+        f"Avalanche's {classic} (needs --data-root: {layout}, or downloaded there)",
         _avalanche_classic(classic, **fixed),
         n,
         f"let Avalanche download {data} into --data-root (needs network)",
+        build_class=_avalanche_classic_class(classic, n_classes) if split else None,
+        n_classes=n_classes if split else None,
+        data_root_help=(
+            f"a folder holding {data} as {layout}, or an empty folder for Avalanche to "
+            "download it into (needs network)"
+        ),
     )
 
 
@@ -123,6 +196,7 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
         5,
         build_class=_class_split_digits,
         training=DIGITS_TRAINING,
+        n_classes=10,
     ),
     "permuted_digits": BenchmarkSpec(
         "scikit-learn's digits under one pixel permutation per task (all 10 classes each)",
@@ -136,6 +210,7 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
         5,
         _FMNIST,
         build_class=_class_split_fmnist,
+        n_classes=10,
     ),
     "permuted_fmnist": BenchmarkSpec(
         "local Fashion-MNIST under one pixel permutation per task (all 10 classes each)",
@@ -143,15 +218,11 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
         10,
         _FMNIST,
     ),
-    "split_mnist": _downloaded("SplitMNIST", "MNIST", 5, fixed_class_order=list(range(10))),
-    "permuted_mnist": _downloaded("PermutedMNIST", "MNIST", 10),
-    "split_cifar10": _downloaded("SplitCIFAR10", "CIFAR-10", 5, fixed_class_order=list(range(10))),
-    "split_cifar100": _downloaded(
-        "SplitCIFAR100", "CIFAR-100", 10, fixed_class_order=list(range(100))
-    ),
-    "split_tinyimagenet": _downloaded(
-        "SplitTinyImageNet", "Tiny ImageNet", 10, fixed_class_order=list(range(200))
-    ),
+    "split_mnist": _downloaded("SplitMNIST", "MNIST", 5, 10, _MNIST_LAYOUT),
+    "permuted_mnist": _downloaded("PermutedMNIST", "MNIST", 10, 10, _MNIST_LAYOUT, split=False),
+    "split_cifar10": _downloaded("SplitCIFAR10", "CIFAR-10", 5, 10, _CIFAR10_LAYOUT),
+    "split_cifar100": _downloaded("SplitCIFAR100", "CIFAR-100", 10, 100, _CIFAR100_LAYOUT),
+    "split_tinyimagenet": _downloaded("SplitTinyImageNet", "Tiny ImageNet", 10, 200, _TINY_LAYOUT),
 }
 
 

@@ -27,18 +27,33 @@ def _has_task_id(results: dict) -> bool:
     return any(s.get("task_id_acc") is not None for s in results["strategies"].values())
 
 
+def _has_key(results: dict, key: str) -> bool:
+    """Whether the runs recorded ``key`` (``eval_seconds``, ``memory_bytes``: absent in
+    older results)."""
+    return any(key in r for s in results["strategies"].values() for r in s["per_seed"].values())
+
+
+def _bytes(value) -> str:
+    return "–" if value is None else f"{value:,.0f}"
+
+
+def _seconds(value) -> str:
+    return "–" if value is None else f"{value:.1f}"
+
+
 def _write_csv(results: dict, path: Path) -> None:
     fields = ["strategy", "seed", "avg_acc", "bwt", "forgetting", "capacity", "train_seconds"]
     if _has_task_id(results):
         fields.append("task_id_acc")
+    fields += [k for k in ("eval_seconds", "memory_bytes") if _has_key(results, k)]
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(fields)
         for name, s in results["strategies"].items():
             for seed, r in s["per_seed"].items():
                 writer.writerow([name, seed, *(_csv(r.get(k)) for k in fields[2:])])
-            writer.writerow([name, "mean", *(_csv(s[k]) for k in fields[2:])])
-            writer.writerow([name, "std", *(_csv(s[f"{k}_std"]) for k in fields[2:])])
+            writer.writerow([name, "mean", *(_csv(s.get(k)) for k in fields[2:])])
+            writer.writerow([name, "std", *(_csv(s.get(f"{k}_std")) for k in fields[2:])])
 
 
 def _csv(value) -> str:
@@ -56,6 +71,7 @@ def results_markdown(results: dict, heading: str = "##") -> str:
     c = results["config"]
     n = len(next(iter(results["strategies"].values()))["acc_matrix"])
     task_id = _has_task_id(results)
+    cost = _has_key(results, "eval_seconds") and _has_key(results, "memory_bytes")
     scenario = " (class-incremental)" if c.get("scenario", "task") == "class" else ""
     lines = [
         f"{heading} {c['benchmark']}{scenario}, {n} tasks, {c['epochs']} epoch(s)/task, seeds "
@@ -75,8 +91,11 @@ def results_markdown(results: dict, heading: str = "##") -> str:
         + _data_loading_note(results),
         "",
         "| strategy | seeds | avg accuracy | BWT | forgetting | capacity (end) | train s / seed |"
-        + (" task-id acc |" if task_id else ""),
-        "| --- | ---: | --- | --- | --- | --- | --- |" + (" --- |" if task_id else ""),
+        + (" task-id acc |" if task_id else "")
+        + (" eval s / seed | memory (bytes) |" if cost else ""),
+        "| --- | ---: | --- | --- | --- | --- | --- |"
+        + (" --- |" if task_id else "")
+        + (" --- | ---: |" if cost else ""),
     ]
     for name, s in results["strategies"].items():
         lines.append(
@@ -85,11 +104,24 @@ def results_markdown(results: dict, heading: str = "##") -> str:
             f"| {_pm(s['forgetting'], s['forgetting_std'])} "
             f"| {_pm(s['capacity'], s['capacity_std'], 3)} | {s['train_seconds']:.1f} |"
             + (f" {_pm(s.get('task_id_acc'), s.get('task_id_acc_std'))} |" if task_id else "")
+            + (
+                f" {_seconds(s.get('eval_seconds'))} | {_bytes(s.get('memory_bytes'))} |"
+                if cost
+                else ""
+            )
         )
     params = {name: strategy_params(c, name) for name in c["strategies"]}
     params = {k: v for k, v in params.items() if v}
     lines += ["", "Mean ± sample std over seeds. Hyperparameters: " + "; ".join(
         f"{k} {json.dumps(v)}" for k, v in params.items()) + "."]  # fmt: skip
+    if cost:
+        lines += ["", "eval s: all evaluations of a run (after each experience, on the test "
+                  "experiences seen). memory: what a strategy keeps about past data besides "
+                  "its network, at the end: stored samples as the float32 inputs the model "
+                  "receives (replay buffers, A-GEM's, iCaRL's exemplars and class means, "
+                  "Cumulative's whole data), StreamingLDA's class means and covariance, the "
+                  "HAT task router's statistics; parameter copies (EWC, SI, LwF) not counted; "
+                  "– where not measured."]  # fmt: skip
     if scenario:
         lines += ["", "Class-incremental: no task labels; the HAT family trains one task per "
                   "experience and infers each test sample's task (rule: its task_inference, "

@@ -62,6 +62,9 @@ def summarize(per_seed: dict[int, dict]) -> dict:
     out: dict[str, Any] = {}
     for key in ("avg_acc", "bwt", "forgetting", "capacity", "train_seconds"):
         out[key], out[f"{key}_std"] = _mean_std([r[key] for r in runs])
+    # evaluation time and the memory kept about past data (absent in older results)
+    for key in ("eval_seconds", "final_eval_seconds", "memory_bytes"):
+        out[key], out[f"{key}_std"] = _mean_std([r.get(key) for r in runs])
     # task-id accuracy: class scenario, HAT family (absent in older results)
     out["task_id_acc"], out["task_id_acc_std"] = _mean_std([r.get("task_id_acc") for r in runs])
     out["acc_matrix"] = _mean_matrix([r["acc_matrix"] for r in runs])
@@ -73,9 +76,9 @@ def summarize(per_seed: dict[int, dict]) -> dict:
 
 #: Configuration keys that runs must share to be merged: everything that changes results.
 MERGE_KEYS = (
-    "benchmark", "scenario", "n_experiences", "model", "model_params", "epochs", "batch_size",
-    "eval_batch_size", "optimizer", "lr", "device", "train_per_task", "test_per_task",
-    "fast_data",
+    "benchmark", "scenario", "class_order", "n_experiences", "model", "model_params", "epochs",
+    "batch_size", "eval_batch_size", "optimizer", "lr", "device", "train_per_task",
+    "test_per_task", "fast_data",
 )  # fmt: skip
 
 
@@ -91,9 +94,13 @@ def _read_parts(result_dirs: list[str]) -> list[tuple[str, dict]]:
     return parts
 
 
+#: The value of a setting in results older than its option.
+_OLD_DEFAULTS = {"scenario": "task", "class_order": "natural"}
+
+
 def _setting(config: dict, key: str):
-    """A setting of a run; ``scenario`` is ``"task"`` in results older than the option."""
-    return config.get(key, "task") if key == "scenario" else config.get(key)
+    """A setting of a run (:data:`_OLD_DEFAULTS` where results predate its option)."""
+    return config.get(key, _OLD_DEFAULTS.get(key))
 
 
 def _check_same_setting(d: str, res: dict, first_dir: str, first: dict) -> None:

@@ -18,7 +18,7 @@ from ..fast_data import FastDataPlugin
 from ..metrics import accuracy_matrix
 from .config import progress_mode, strategy_params
 from .errors import CompareError
-from .registry import BENCHMARKS
+from .registry import BENCHMARKS, class_order, data_root_error
 from .report import write_outputs
 from .results import matrix_metrics, summarize
 from .strategy_specs import STRATEGIES
@@ -31,11 +31,18 @@ def load_benchmark(config: dict, seed: int):
     """The configured benchmark for ``seed``, subsampled as configured."""
     spec = BENCHMARKS[config["benchmark"]]
     n = config["n_experiences"] or spec.default_n
-    build = spec.build_class if config.get("scenario", "task") == "class" else spec.build
+    scenario = config.get("scenario", "task")
+    build = spec.build_class if scenario == "class" else spec.build
     if build is None:
         raise CompareError(f"benchmark {config['benchmark']} has no class-incremental version")
+    if spec.data_root_help and not config["data_root"]:  # never download unasked
+        raise CompareError(data_root_error(config["benchmark"]))
+    kwargs = {}
+    if scenario == "class":
+        mode = config.get("class_order", "natural")
+        kwargs["class_order"] = class_order(mode, seed, spec.n_classes or 0)
     try:
-        benchmark = build(n, seed, config["data_root"])
+        benchmark = build(n, seed, config["data_root"], **kwargs)
     except bm.DataNotFoundError as e:
         raise CompareError(str(e)) from None
     except ValueError as e:
@@ -47,8 +54,11 @@ def load_benchmark(config: dict, seed: int):
             f"benchmark {config['benchmark']}: data not available in {root} "
             f"({type(e).__name__}: {first}); {spec.needs_data or 'check --data-root'}"
         ) from None
+    order = getattr(benchmark, "classes_order", None)
     if config["train_per_task"] or config["test_per_task"]:
         benchmark = _subsample(benchmark, config["train_per_task"], config["test_per_task"], seed)
+    # the classes in the order they were split into experiences (original class ids)
+    benchmark.compare_class_order = None if order is None else [int(c) for c in order]
     return benchmark
 
 
@@ -84,6 +94,12 @@ def _subsample(benchmark, train_n: int | None, test_n: int | None, seed: int):
     )
     subsampled.tensor_sources = new_sources
     return subsampled
+
+
+def _sample_bytes(benchmark) -> int:
+    """The bytes of one training input as the model receives it (e.g. 784 float32: 3,136)."""
+    x = torch.as_tensor(benchmark.train_stream[0].dataset[0][0])
+    return x.numel() * x.element_size()
 
 
 def _benchmark_shape(benchmark, scenario: str = "task") -> tuple[tuple[int, ...], int]:
@@ -171,11 +187,12 @@ def run_one(config: dict, name: str, seed: int, benchmark) -> dict:
     recorder = CapacityRecorder() if spec.hat_family else None
     sources = getattr(benchmark, "tensor_sources", None)
     fast = FastDataPlugin(sources) if sources and config.get("fast_data", True) else None
+    trains = any(p.requires_grad for p in model.parameters())  # StreamingLDA: nothing to train
     strategy = spec.build(
         strategy_params(config, name),
         [p for p in (fast, recorder) if p is not None],
         model=model,
-        optimizer=_make_optimizer(config, model),
+        optimizer=_make_optimizer(config, model) if trains else None,
         criterion=torch.nn.CrossEntropyLoss(),
         train_mb_size=config["batch_size"],
         train_epochs=config["epochs"],
@@ -187,13 +204,16 @@ def run_one(config: dict, name: str, seed: int, benchmark) -> dict:
     n = len(benchmark.train_stream)
     matrix: list[list[float | None]] = []
     task_id_curve: list[float | None] = []
-    train_seconds = 0.0
+    train_seconds = eval_seconds = last_eval_seconds = 0.0
     started = time.perf_counter()
     for i, experience in enumerate(benchmark.train_stream):
         start = time.perf_counter()
         strategy.train(experience)
         train_seconds += time.perf_counter() - start
+        start = time.perf_counter()
         metrics = strategy.eval(benchmark.test_stream[: i + 1])
+        last_eval_seconds = time.perf_counter() - start
+        eval_seconds += last_eval_seconds
         row = _accuracy_row(metrics, i, n)
         matrix.append(row)
         task_id_curve.append(_task_id_accuracy(metrics) if infers_tasks else None)
@@ -211,7 +231,15 @@ def run_one(config: dict, name: str, seed: int, benchmark) -> dict:
     result["task_id_acc_curve"] = task_id_curve if infers_tasks else None
     result["task_id_acc"] = task_id_curve[-1] if infers_tasks else None
     result["train_seconds"] = train_seconds
+    # every evaluation (after each experience), and the last one (the whole test stream)
+    result["eval_seconds"] = eval_seconds
+    result["final_eval_seconds"] = last_eval_seconds
     result["wall_seconds"] = time.perf_counter() - started
+    # what the strategy keeps about past data besides its network (StrategySpec.memory)
+    result["memory_bytes"], result["stored_samples"] = spec.memory(
+        strategy, _sample_bytes(benchmark)
+    )
+    result["class_order"] = getattr(benchmark, "compare_class_order", None)
     # experiences (training and evaluation) fed from tensor batches / Avalanche's loaders
     result["data_loading"] = dict(fast.counts) if fast else None
     if recorder is not None:

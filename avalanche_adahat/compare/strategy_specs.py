@@ -13,16 +13,30 @@ from __future__ import annotations
 
 import inspect
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
+from .. import task_inference
 from ..task_inference import RULES as TASK_INFERENCE_RULES
 from .errors import CompareError
 from .registry import MODELS, SCENARIOS, mlp_params, shared_head_mlp
 
-__all__ = ["STRATEGIES", "HATSpec", "ICaRLSpec", "PackNetSpec", "StrategySpec"]
+__all__ = [
+    "STRATEGIES",
+    "HATSpec",
+    "ICaRLSpec",
+    "PackNetSpec",
+    "RawInputs",
+    "StrategySpec",
+    "StreamingLDASpec",
+]
+
+#: Task-inference rules that score tasks from feature statistics, not head logits:
+#: calibration does not apply to them, so they get no ``hat_<rule>_cal`` strategy.
+FEATURE_RULES: tuple[str, ...] = tuple(getattr(task_inference, "FEATURE_RULES", ()))
 
 
 # =========================================================================== strategies
@@ -49,6 +63,8 @@ class StrategySpec:
     hat_family: bool = False
     #: The ``--scenario`` values the strategy runs in.
     scenarios: tuple[str, ...] = SCENARIOS
+    #: Trains on every experience seen so far (``Cumulative``): it keeps all their samples.
+    keeps_all_data: bool = False
 
     def strategy_class(self) -> type:
         from avalanche.training import supervised
@@ -90,6 +106,18 @@ class StrategySpec:
         """The strategy with hyperparameters ``params``, ``plugins`` and ``common``
         (model, optimizer, criterion, minibatch sizes, epochs, device, evaluator)."""
         return self.strategy_class()(plugins=plugins, **common, **params)
+
+    def memory(self, strategy, sample_bytes: int) -> tuple[int | None, int | None]:
+        """``(memory_bytes, stored_samples)`` of the trained ``strategy``: what it keeps
+        about past data besides the network it trains, measured on its state.
+
+        Stored samples (Replay's and GDumb's buffers, A-GEM's per-experience buffers,
+        iCaRL's exemplars, everything Cumulative trains on) count ``sample_bytes`` each
+        (one input as the model receives it, float32), iCaRL's class means their own
+        size; a strategy that keeps none (Naive, EWC, SI, LwF, MAS, PackNet) has 0.
+        Copies of parameters (EWC's, SI's, LwF's previous model) are not counted."""
+        samples, extra = _stored_samples(strategy, self.keeps_all_data)
+        return samples * sample_bytes + extra, samples
 
 
 @dataclass
@@ -143,6 +171,15 @@ class HATSpec(StrategySpec):
 
     def build(self, params: dict, plugins: list, *, scenario: str = "task", **common):
         return super().build(self._hyperparameters(params, scenario), plugins, **common)
+
+    def memory(self, strategy, sample_bytes: int) -> tuple[int | None, int | None]:
+        """No stored samples; the bytes of the task router's feature statistics
+        (``model.task_router_bytes()``, where the model provides it; else ``None``)."""
+        for owner in (strategy.model, getattr(strategy, "hat_plugin", None)):
+            router_bytes = getattr(owner, "task_router_bytes", None)
+            if callable(router_bytes):
+                return int(router_bytes()), 0
+        return None, 0
 
 
 @dataclass
@@ -201,6 +238,88 @@ class ICaRLSpec(StrategySpec):
         )
 
 
+class RawInputs(torch.nn.Flatten):
+    """StreamingLDA's feature extractor on raw inputs: each sample flattened, nothing learnt.
+
+    It carries what ``StreamingLDA`` needs besides a model: ``input_size`` (the
+    features per sample) and ``num_classes`` (every class of the benchmark)."""
+
+    def __init__(self, input_shape, num_classes: int):
+        super().__init__()
+        self.input_size = math.prod(input_shape)
+        self.num_classes = num_classes
+
+
+@dataclass
+class StreamingLDASpec(StrategySpec):
+    """Avalanche's ``StreamingLDA`` (Hayes & Kanan, 2020) on raw inputs (class-incremental
+    only): a :class:`RawInputs` feature extractor (no network, no training, no optimizer),
+    class means and one shared covariance updated one sample at a time, a linear
+    discriminant over all classes seen. One pass over each experience whatever
+    ``--epochs`` (a second pass would count every sample twice), in minibatches of the
+    evaluation's size (see :meth:`build`); the shrinkage and the streaming covariance
+    update are Avalanche's defaults unless ``--set`` changes them."""
+
+    scenarios: tuple[str, ...] = ("class",)
+
+    def allowed_params(self) -> set[str]:
+        fixed = {"slda_model", "input_size", "num_classes", "output_layer_name"}
+        return super().allowed_params() - fixed
+
+    def check_scenario(self, name: str, config: dict) -> None:
+        """Class scenario only; any ``--model`` (StreamingLDA trains none)."""
+        scenario = config.get("scenario", "task")
+        if scenario not in self.scenarios:
+            raise CompareError(f"strategy {name!r} runs in --scenario class only, not {scenario}")
+
+    def build_model(self, config: dict, input_shape, num_classes: int) -> torch.nn.Module:
+        return RawInputs(input_shape, num_classes)
+
+    def build(self, params: dict, plugins: list, *, scenario: str = "task", **common):
+        model = common.pop("model")
+        common.pop("optimizer", None)  # StreamingLDA has no optimizer
+        common["train_epochs"] = 1
+        # It fits one sample at a time whatever the minibatch, but recomputes the inverse
+        # covariance (a d x d pseudo-inverse) at every training minibatch: minibatches as
+        # large as the evaluation's change no statistic and save most of that cost.
+        common["train_mb_size"] = max(common["train_mb_size"], common.get("eval_mb_size") or 0)
+        with warnings.catch_warnings():  # it flags every plugin that has backward callbacks
+            warnings.filterwarnings("ignore", message=".*implements incompatible callbacks")
+            return self.strategy_class()(
+                slda_model=model, input_size=model.input_size, num_classes=model.num_classes,
+                plugins=plugins, **common, **params,
+            )  # fmt: skip
+
+    def memory(self, strategy, sample_bytes: int) -> tuple[int | None, int | None]:
+        """Its statistics (what ``StreamingLDA.save_model`` keeps): class means, class
+        counts, the shared covariance; no stored samples."""
+        kept = (strategy.muK, strategy.cK, strategy.Sigma)
+        return sum(t.numel() * t.element_size() for t in kept), 0
+
+
+def _stored_samples(strategy, keeps_all_data: bool) -> tuple[int, int]:
+    """``(samples, other_bytes)`` that ``strategy`` keeps: the samples of its replay
+    buffers (``storage_policy.buffer``: Replay, GDumb; ``buffers``: A-GEM), iCaRL's
+    exemplars (``x_memory``, counted as samples) and class means (``other_bytes``), and
+    with ``keeps_all_data`` the dataset it trains on (Cumulative)."""
+    samples, other = 0, 0
+    if keeps_all_data and getattr(strategy, "dataset", None) is not None:
+        samples += len(strategy.dataset)
+    for plugin in strategy.plugins:
+        policy = getattr(plugin, "storage_policy", None)
+        if policy is not None and getattr(policy, "buffer", None) is not None:
+            samples += len(policy.buffer)
+        buffers = getattr(plugin, "buffers", None)
+        if isinstance(buffers, list):
+            samples += sum(len(b) for b in buffers)
+        exemplars = getattr(plugin, "x_memory", None)
+        if isinstance(exemplars, list):
+            samples += sum(len(x) for x in exemplars)
+            means = getattr(plugin, "class_means", None) or {}
+            other += sum(m.numel() * m.element_size() for m in means.values())
+    return samples, other
+
+
 # The library's defaults (docs/ADAHAT_STUDY.md): AdaHAT protect="update" with the measured
 # intensity, reg 0.1; HAT reg 0.75. The paper's AdaHAT: --set adahat.protect=gradient
 # --set adahat.adjustment_intensity=1e-6.
@@ -237,7 +356,8 @@ STRATEGIES: dict[str, StrategySpec] = {
         "AdaHAT ablation: no sparsity term in r", "AdaHAT", _ADAHAT, mode="adahat_no_reg"
     ),
     # HAT with one task-inference rule each, calibrated or not (--scenario class only;
-    # "hat" itself takes the rule of its task_inference parameter, the library's default).
+    # "hat" itself takes the rule of its task_inference parameter, the library's default);
+    # the feature-statistics rules have no calibration, so no "_cal" variant.
     **{
         f"hat_{rule}{'_cal' if cal else ''}": HATSpec(
             f"HAT, task inference by {rule}{' calibrated' if cal else ''} (--scenario class)",
@@ -247,7 +367,7 @@ STRATEGIES: dict[str, StrategySpec] = {
             scenarios=("class",),
         )
         for rule in TASK_INFERENCE_RULES
-        for cal in (False, True)
+        for cal in ((False,) if rule in FEATURE_RULES else (False, True))
     },
     "naive": StrategySpec("Avalanche Naive (fine-tuning)", "Naive"),
     "ewc": StrategySpec("Avalanche EWC", "EWC", {"ewc_lambda": 100.0, "mode": "separate"}),
@@ -285,6 +405,14 @@ STRATEGIES: dict[str, StrategySpec] = {
         {"mem_size": 2000},
     ),
     "cumulative": StrategySpec(
-        "Avalanche Cumulative (joint training on all tasks so far)", "Cumulative"
+        "Avalanche Cumulative (joint training on all tasks so far: the upper bound)",
+        "Cumulative",
+        keeps_all_data=True,
+    ),
+    "streaming_lda": StreamingLDASpec(
+        "Avalanche StreamingLDA on raw inputs (--scenario class only): flattened inputs, "
+        "class means + shared covariance, no network, no training, one pass per "
+        "experience; shrinkage_param Avalanche's default (1e-4)",
+        "StreamingLDA",
     ),
 }
