@@ -1,0 +1,485 @@
+"""AdaHAT robustness grid: candidate defaults against HAT, Naive and EWC over schedules.
+
+Issue 24: AdaHAT's defaults were tuned on one schedule (Permuted FMNIST 20 tasks, full data,
+1 epoch, ~469 steps/task). This script runs ``avalanche-adahat compare`` over a grid of
+schedules (cells) and ranks the candidates by their worst case over the cells: the smallest
+margin over max(HAT, Naive), paired per seed.
+
+    python benchmarks/robustness_grid.py run --commit C --snapshot /tmp/snap_C --seeds 0
+    python benchmarks/robustness_grid.py summary
+
+``run`` trains one job at a time, each ``compare`` in its own process
+(``python -P -m avalanche_adahat compare`` with ``PYTHONPATH`` = the snapshot, so the working
+tree cannot reach it; one thread) into ``docs/results/grid/<cell>_s<seed>/<job>/``; a job whose
+folder has results.json, or whose strategies and seed a reused folder holds, is skipped, so
+``run`` resumes. ``summary`` reads the folders and writes docs/ROBUSTNESS_GRID.md and
+docs/results/grid/{margin.png, grid.json, README.md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+GRID = Path("docs/results/grid")  # relative to the repository root (recorded in commands)
+STUDY = Path("docs/ROBUSTNESS_GRID.md")
+BASELINES = ("hat", "naive", "ewc")
+#: AdaHAT candidates: label -> adjustment_intensity, all with protect="update" and the
+#: library's other AdaHAT defaults (mask_sparsity_reg_factor 0.1, epsilon 0.1).
+CANDIDATES = {"a1e-2": 1e-2, "a0.1": 0.1, "a0.3": 0.3, "a1": 1.0}
+DEFAULT_CANDIDATE = "a1e-2"  # the library's default when the grid was run
+#: jobs besides the candidates (each candidate job trains "adahat"): name -> strategies
+BASE_JOBS = {"base": ("hat", "naive"), "ewc": ("ewc",)}
+COMMON = {"model": "mlp", "model_params": {}}  # checked in every results.json read
+FLAGS = {
+    "benchmark": "--benchmark", "n_experiences": "--n-experiences",
+    "train_per_task": "--train-per-task", "test_per_task": "--test-per-task",
+    "epochs": "--epochs", "batch_size": "--batch-size", "optimizer": "--optimizer", "lr": "--lr",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One schedule of the grid: its ``compare`` settings (None: not passed, compare's
+    default), the training images per task it uses and the folders it reuses."""
+
+    name: str
+    title: str
+    settings: dict
+    images: int  # training images per task actually used
+    #: label -> (folder relative to the repository, strategy name in its results.json)
+    reuse: dict = field(default_factory=dict)
+
+    @property
+    def steps(self) -> int:
+        """Optimizer steps per task."""
+        return math.ceil(self.images / self.settings["batch_size"]) * self.settings["epochs"]
+
+
+def pfm(n, train, epochs, optimizer="adam", lr=1e-3, **more) -> dict:
+    settings = {"benchmark": "permuted_fmnist", "n_experiences": n, "train_per_task": train}
+    settings |= {"epochs": epochs, "batch_size": 128, "optimizer": optimizer, "lr": lr}
+    return settings | {"test_per_task": 2000} | more
+
+
+_R = "docs/results/"
+_PFM20 = {k: (_R + "permuted_fmnist_20_all", k) for k in BASELINES}
+_STUDY = {k: (f"{_R}study_pfm20_update_a{a}_r0.1", "adahat") for k, a in
+          (("a1e-2", "1e-2"), ("a0.1", "1e-1"), ("a0.3", "3e-1"))}  # fmt: skip
+_SGD = {
+    k: (_R + "pfm20_sgd", s) for k, s in (("hat", "hat"), ("naive", "naive"), ("a1e-2", "adahat"))
+}
+CELLS = [
+    Cell("pfm20_s50", "PFM20, 3,200 img/task, 2 ep", pfm(20, 3200, 2), 3200),
+    Cell("pfm20_s80", "PFM20, 5,000 img/task, 2 ep", pfm(20, 5000, 2), 5000),
+    Cell("pfm20_s200", "PFM20, 12,800 img/task, 2 ep", pfm(20, 12800, 2), 12800),
+    Cell("pfm20_s470", "PFM20, full data, 1 ep", pfm(20, None, 1), 60000, _PFM20 | _STUDY),
+    Cell("pfm20_s940", "PFM20, full data, 2 ep", pfm(20, None, 2), 60000),
+    Cell("sgd_s80", "PFM20, SGD 0.05, 5,000 img/task, 2 ep", pfm(20, 5000, 2, "sgd", 0.05), 5000),
+    Cell("sgd_s470", "PFM20, SGD 0.05, full data, 1 ep", pfm(20, None, 1, "sgd", 0.05), 60000, _SGD),
+    Cell("pfm50_s80", "PFM50, 5,000 img/task, 2 ep", pfm(50, 5000, 2), 5000),
+    Cell("sfm5", "Split FMNIST 5, full data, 1 ep",
+         pfm(5, None, 1, benchmark="split_fmnist", test_per_task=None), 12000),
+    # compare's split_digits defaults; 248-254 training images per task
+    # (avalanche_adahat.benchmarks.split_digits, seeds 0-2): 16 batches of 16 per epoch
+    Cell("sdigits", "split_digits, Adam 3e-3, batch 16, 10 ep",
+         pfm(None, None, 10, "adam", 3e-3, benchmark="split_digits", batch_size=16,
+             test_per_task=None), 252),
+]  # fmt: skip
+CELL_BY_NAME = {c.name: c for c in CELLS}
+JOBS = (*BASE_JOBS, *CANDIDATES)
+
+
+def labels_of(job: str) -> tuple[str, ...]:
+    """The labels (strategies or candidates) whose results a job folder holds."""
+    return BASE_JOBS.get(job, (job,))
+
+
+def compare_args(cell: Cell, job: str, seed: int, out: Path) -> list[str]:
+    args = []
+    for key, value in cell.settings.items():
+        if value is not None:
+            args += [FLAGS[key], f"{value:g}" if key == "lr" else str(value)]
+    if job in CANDIDATES:
+        args += ["--strategies", "adahat", "--set", "adahat.protect=update"]
+        args += ["--set", f"adahat.adjustment_intensity={CANDIDATES[job]:g}"]
+    else:
+        args += ["--strategies", ",".join(BASE_JOBS[job])]
+    return args + ["--seeds", str(seed), "--threads", "1", "--progress", "lines", "--output", str(out)]  # fmt: skip
+
+
+# ============================================================================ reading results
+def params_match(label: str, params: dict) -> bool:
+    """Whether a results.json strategy's ``--set`` params are what ``label`` stands for."""
+    if label not in CANDIDATES:
+        return not params
+    if not params:  # a reused folder run with the library's defaults of its commit
+        return label == DEFAULT_CANDIDATE
+    extra = {k: v for k, v in params.items() if k not in ("protect", "adjustment_intensity")}
+    return (
+        params.get("protect") == "update"
+        and math.isclose(float(params.get("adjustment_intensity", -1)), CANDIDATES[label])
+        and extra in ({}, {"mask_sparsity_reg_factor": 0.1})
+    )
+
+
+def check_config(config: dict, cell: Cell, strategy: str, label: str, where: Path) -> None:
+    """Raise ValueError where a results.json was not run with the cell's settings."""
+    for key, want in {**cell.settings, **COMMON}.items():
+        got = config.get(key)
+        same = math.isclose(got, want) if key == "lr" and got is not None else got == want
+        if not same:
+            raise ValueError(f"{where}: {key}={got!r}, cell {cell.name} needs {want!r}")
+    params = config.get("params", {}).get(strategy, {})
+    if not params_match(label, params):
+        raise ValueError(f"{where}: {strategy} params {params} are not candidate {label}")
+
+
+def load(root: Path, cells: list[Cell], reuse: bool = True) -> dict:
+    """``{cell: {label: {seed: record}}}`` from the grid folders under ``root`` (the
+    repository) and, with ``reuse``, the cells' reused folders (grid folders win)."""
+    data: dict = {c.name: {} for c in cells}
+    for cell in cells:
+        sources = [(root / f, s, k) for k, (f, s) in cell.reuse.items()] if reuse else []
+        for path in sorted((root / GRID).glob(f"{cell.name}_s*/*/results.json")):
+            job = path.parent.name
+            for label in labels_of(job):
+                sources.append((path.parent, "adahat" if job in CANDIDATES else label, label))
+        for folder, strategy, label in sources:
+            results = json.loads((folder / "results.json").read_text())
+            if strategy not in results["strategies"]:
+                continue
+            check_config(results["config"], cell, strategy, label, folder)
+            source = str(folder.relative_to(root))
+            for seed, ps in results["strategies"][strategy]["per_seed"].items():
+                record = {"avg_acc": ps["avg_acc"], "bwt": ps["bwt"], "source": source}
+                data[cell.name].setdefault(label, {})[int(seed)] = record
+    return data
+
+
+# ============================================================================ statistics
+def mean_std(values: list[float]) -> tuple[float, float | None]:
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
+
+
+def fmt(values: list[float], sign: bool = False) -> str:
+    """``mean ± std (n)`` to 3 decimals; no spread for one value, a dash for none."""
+    if not values:
+        return "–"
+    m, s = mean_std(values)
+    spread = f" ± {s:.3f}" if s is not None else ""
+    return f"{m:{'+' if sign else ''}.3f}{spread} ({len(values)})"
+
+
+def accuracies(cell_data: dict, label: str) -> list[float]:
+    return [r["avg_acc"] for _, r in sorted(cell_data.get(label, {}).items())]
+
+
+def margin(cell_data: dict, label: str) -> dict | None:
+    """``label`` minus max(HAT, Naive), paired per seed over the seeds all three have."""
+    runs = [cell_data.get(k, {}) for k in (label, "hat", "naive")]
+    seeds = sorted(set(runs[0]) & set(runs[1]) & set(runs[2]))
+    if not seeds:
+        return None
+    per_seed = [
+        runs[0][s]["avg_acc"] - max(runs[1][s]["avg_acc"], runs[2][s]["avg_acc"]) for s in seeds
+    ]
+    m, s = mean_std(per_seed)
+    return {"margin": m, "std": s, "seeds": seeds, "per_seed": per_seed}
+
+
+def ewc_verdict(cell_data: dict) -> dict | None:
+    """EWC minus the best other strategy of the cell (by mean), paired over common seeds."""
+    others = {k: v for k, v in cell_data.items() if k != "ewc" and v}
+    if not cell_data.get("ewc") or not others:
+        return None
+    best = max(others, key=lambda k: statistics.fmean(accuracies(cell_data, k)))
+    seeds = sorted(set(cell_data["ewc"]) & set(others[best]))
+    if not seeds:
+        return None
+    m, s = mean_std([cell_data["ewc"][i]["avg_acc"] - others[best][i]["avg_acc"] for i in seeds])
+    return {"best_other": best, "diff": m, "std": s, "seeds": seeds, "wins": m > 0}
+
+
+def analyse(data: dict, cells: list[Cell]) -> dict:
+    """Margins per (candidate, cell), each candidate's worst case, EWC per cell, the winner:
+    the largest worst case among the candidates run in every cell (or, while none is, in
+    the most cells)."""
+    names = [c.name for c in cells if data.get(c.name)]
+    margins = {k: {c: margin(data[c], k) for c in names} for k in CANDIDATES}
+    worst = {}
+    for k, per_cell in margins.items():
+        done = {c: m for c, m in per_cell.items() if m is not None}
+        if done:
+            cell = min(done, key=lambda c: done[c]["margin"])
+            worst[k] = {"margin": done[cell]["margin"], "cell": cell, "cells": len(done)}
+    most = max((w["cells"] for w in worst.values()), default=0)
+    pool = [k for k in worst if worst[k]["cells"] == most]
+    winner = max(pool, key=lambda k: worst[k]["margin"]) if pool else None
+    return {
+        "cells": names,
+        "margins": margins,
+        "worst": worst,
+        "complete": [k for k in worst if worst[k]["cells"] == len(names)],
+        "winner": winner,
+        "ewc": {c: ewc_verdict(data[c]) for c in names},
+    }
+
+
+# ============================================================================ writing
+def _margin_text(m: dict | None) -> str:
+    return "–" if m is None else fmt(m["per_seed"], sign=True)
+
+
+def markdown(data: dict, result: dict, cells: list[Cell], command: str, commits: list, jobs: list, notes: str) -> str:  # fmt: skip
+    by, names = {c.name: c for c in cells}, result["cells"]
+    labels = [*BASELINES, *CANDIDATES]
+    out = [
+        "# AdaHAT robustness grid: defaults chosen by the worst case over schedules",
+        "",
+        f"Generated by `{command}` from the folders under `{GRID}`; the grid's own jobs ran a "
+        f"snapshot of commit {', '.join(commits) or '(none yet)'}, the reused folders (listed at "
+        "the end) earlier commits. Issue 24.",
+        "",
+        "Every cell: task-incremental, MLP 784-256-100-64 (`compare`'s `mlp`), one CPU thread, "
+        "permuted tasks evaluated on 2,000 test images each. AdaHAT candidates: "
+        '`protect="update"` with `adjustment_intensity` α = 0.01 (a1e-2, the default when the grid '
+        "ran), 0.1, 0.3, 1.0 (a0.1, a0.3, a1) and the library's other defaults (reg 0.1, ε 0.1); "
+        "HAT reg 0.75; EWC λ 100 (`separate`). Values: average accuracy after the last task, "
+        "mean ± sample std over seeds (number of seeds).",
+        "",
+        "## Accuracy per cell",
+        "",
+        "| cell | setting | steps/task | " + " | ".join(labels) + " |",
+        "| --- | --- | ---: |" + " --- |" * len(labels),
+    ]
+    for c in names:
+        cols = [fmt(accuracies(data[c], k)) for k in labels]
+        out.append(f"| {c} | {by[c].title} | {by[c].steps} | " + " | ".join(cols) + " |")
+    out += [
+        "",
+        "## Margin over max(HAT, Naive)",
+        "",
+        "Per seed, the candidate's average accuracy minus the larger of HAT's and Naive's on the "
+        "same seed; mean ± std over the seeds all three have (number of seeds). **Worst case**: "
+        "the smallest mean margin over the cells the candidate has run in.",
+        "",
+        "| candidate | " + " | ".join(names) + " | worst case | worst cell | cells |",
+        "| --- |" + " ---: |" * len(names) + " ---: | --- | ---: |",
+    ]
+    for k in CANDIDATES:
+        w = result["worst"].get(k)
+        tail = [f"**{w['margin']:+.3f}**", w["cell"], f"{w['cells']}/{len(names)}"] if w else ["–", "–", "0"]  # fmt: skip
+        cols = [_margin_text(result["margins"][k][c]) for c in names]
+        out.append(f"| {k} | " + " | ".join(cols + tail) + " |")
+    out += ["", "![margin per candidate and cell](results/grid/margin.png)", ""]
+    if result["winner"]:
+        k, w = result["winner"], result["worst"][result["winner"]]
+        partial = "" if k in result["complete"] else "; no candidate has run in every cell yet"
+        out += [
+            f"**Largest worst case: {k}**, {w['margin']:+.3f} (in {w['cell']}; {w['cells']} of "
+            f"{len(names)} cells{partial}). A margin is within the seed spread where its absolute "
+            "value is below its std; a one-seed margin has no spread.",
+            "",
+        ]
+    out += [
+        "## Where EWC wins",
+        "",
+        "EWC minus the best other strategy of the cell (by mean), paired over the seeds both have.",
+        "",
+        "| cell | EWC | best other | EWC − best other | EWC wins |",
+        "| --- | --- | --- | ---: | --- |",
+    ]
+    for c in names:
+        v = result["ewc"][c]
+        if v is None:
+            out.append(f"| {c} | – | – | – | not run |")
+            continue
+        other = f"{v['best_other']} {fmt(accuracies(data[c], v['best_other']))}"
+        diff = fmt([data[c]["ewc"][s]["avg_acc"] - data[c][v["best_other"]][s]["avg_acc"] for s in v["seeds"]], sign=True)  # fmt: skip
+        win = "**yes**" if v["wins"] else "no"
+        out.append(f"| {c} | {fmt(accuracies(data[c], 'ewc'))} | {other} | {diff} | {win} |")
+    if notes:
+        out += ["", notes.strip()]
+    out += ["", "## Sources and commands", "", "Reused folders (settings checked field by field):", ""]  # fmt: skip
+    out += [f"- {c.name} / {k}: `{f}` (strategy `{s}`)" for c in cells if c.name in names for k, (f, s) in c.reuse.items()]  # fmt: skip
+    out += ["", "Grid jobs, each with its wall time as measured by `run`:", "", "```"]
+    out += [f"# {j['wall_seconds']:.0f} s, commit {j['commit']}\n{j['command']}" for j in jobs]
+    return "\n".join(out + ["```", ""])
+
+
+def heatmap(result: dict, path: Path, caption: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    names, cands = result["cells"], list(CANDIDATES)
+    grid = np.full((len(cands), len(names)), np.nan)
+    for i, k in enumerate(cands):
+        for j, c in enumerate(names):
+            if result["margins"][k][c]:
+                grid[i, j] = result["margins"][k][c]["margin"]
+    vmax = max(0.01, float(np.nanmax(np.abs(grid)))) if np.isfinite(grid).any() else 0.1
+    fig, ax = plt.subplots(figsize=(1.1 * len(names) + 2.5, 0.5 * len(cands) + 2))
+    cmap = plt.get_cmap("RdBu").with_extremes(bad="#dddddd")
+    im = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=-vmax, vmax=vmax, aspect="auto")
+    for (i, j), value in np.ndenumerate(grid):
+        if np.isfinite(value):
+            ax.text(j, i, f"{value:+.3f}", ha="center", va="center", fontsize=8)
+    ax.set_xticks(range(len(names)), names, rotation=35, ha="right", fontsize=8)
+    ax.set_yticks(range(len(cands)), cands)
+    ax.set_title("AdaHAT margin over max(HAT, Naive), mean of per-seed differences", fontsize=10)
+    fig.colorbar(im, ax=ax, shrink=0.8)
+    fig.text(0.01, 0.01, caption, fontsize=5)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def summary(args: argparse.Namespace) -> int:
+    root = Path(args.root).resolve()
+    cells = [CELL_BY_NAME[n] for n in args.cells.split(",")] if args.cells else CELLS
+    data = load(root, cells, reuse=not args.no_reuse)
+    result = analyse(data, cells)
+    jobs = [json.loads(p.read_text()) for p in sorted((root / GRID).glob("*/*/job.json"))]
+    commits = sorted({j["commit"] for j in jobs})
+    command = "python benchmarks/robustness_grid.py " + shlex.join(args.argv)
+    notes = (root / args.notes).read_text() if args.notes else ""
+    study = root / (args.output or STUDY)
+    study.parent.mkdir(parents=True, exist_ok=True)
+    study.write_text(markdown(data, result, cells, command, commits, jobs, notes))
+    heatmap(result, root / GRID / "margin.png", f"{command}; grid commit {', '.join(commits)}")
+    accuracy = {c: {k: {s: r["avg_acc"] for s, r in v.items()} for k, v in d.items()} for c, d in data.items()}  # fmt: skip
+    record = {
+        "command": command,
+        "commits": commits,
+        "candidates": CANDIDATES,
+        "accuracy": accuracy,
+    }
+    record["cells"] = {c.name: {**c.__dict__, "steps_per_task": c.steps} for c in cells}
+    record |= {k: result[k] for k in ("margins", "worst", "winner", "ewc")} | {"jobs": jobs}
+    (root / GRID / "grid.json").write_text(json.dumps(record, indent=1) + "\n")
+    (root / GRID / "README.md").write_text(
+        "# Robustness grid folders\n\nOne folder per cell and seed, one subfolder per job "
+        "(`<cell>_s<seed>/<job>/`: `base` = HAT and Naive, `ewc`, or an AdaHAT candidate), written "
+        f"by `python benchmarks/robustness_grid.py run` from a snapshot of commit "
+        f"{', '.join(commits) or '-'} (`git archive` of `avalanche_adahat`, run as "
+        "`PYTHONPATH=<snapshot> .venv/bin/python -P -m avalanche_adahat compare ...`). Each job's "
+        "`job.json` holds its exact command, commit and wall seconds; `results.json` is compare's, "
+        "minified with floats rounded to 6 significant digits, and the PNGs are deleted. "
+        f"`grid.json` and `margin.png` come from `{command}`; the tables are in "
+        "docs/ROBUSTNESS_GRID.md.\n"
+    )
+    print(f"wrote {study}, {GRID}/margin.png, grid.json, README.md; winner {result['winner']}")
+    return 0
+
+
+# ============================================================================ running
+def _rounded(x):
+    if isinstance(x, float):
+        return float(f"{x:.6g}")
+    if isinstance(x, list):
+        return [_rounded(v) for v in x]
+    if isinstance(x, dict):
+        return {k: _rounded(v) for k, v in x.items()}
+    return x
+
+
+def covered_by_reuse(cell: Cell, job: str, seed: int, root: Path) -> bool:
+    for label in labels_of(job):
+        if label not in cell.reuse:
+            return False
+        folder, strategy = cell.reuse[label]
+        results = json.loads((root / folder / "results.json").read_text())
+        if str(seed) not in results["strategies"].get(strategy, {}).get("per_seed", {}):
+            return False
+    return True
+
+
+def run_job(cmd: list[str], env: dict, root: Path, out: Path, log: Path, commit: str, shown: str) -> bool:  # fmt: skip
+    start = time.perf_counter()
+    with log.open("w") as f:
+        rc = subprocess.run(cmd, env=env, cwd=root, stdout=f, stderr=subprocess.STDOUT).returncode
+    wall = time.perf_counter() - start
+    path = root / out / "results.json"
+    if rc != 0 or not path.exists():
+        print(f"  FAILED rc={rc} after {wall:.0f} s, see {log}", flush=True)
+        return False
+    for png in (root / out).glob("*.png"):
+        png.unlink()
+    path.write_text(json.dumps(_rounded(json.loads(path.read_text())), separators=(",", ":")))
+    record = {"folder": str(out), "command": shown, "commit": commit, "wall_seconds": wall}
+    (root / out / "job.json").write_text(json.dumps(record, indent=1) + "\n")
+    print(f"{time.strftime('%H:%M:%S')} done {out} in {wall:.0f} s", flush=True)
+    return True
+
+
+def run(args: argparse.Namespace) -> int:
+    root, snapshot = Path(args.root).resolve(), Path(args.snapshot).resolve()
+    python = str(root / ".venv/bin/python")
+    env = {**os.environ, "PYTHONPATH": str(snapshot), "OMP_NUM_THREADS": "1"}
+    probe = [python, "-P", "-c", "import avalanche_adahat; print(avalanche_adahat.__file__)"]
+    where = subprocess.run(probe, env=env, capture_output=True, text=True, check=True, cwd=root)
+    if not where.stdout.strip().startswith(str(snapshot)):
+        sys.exit(f"avalanche_adahat resolves to {where.stdout.strip()}, not {snapshot}")
+    Path(args.logs).mkdir(parents=True, exist_ok=True)
+    failures = 0
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        for cell in [CELL_BY_NAME[n] for n in args.cells.split(",")]:
+            for job in args.jobs.split(",") if args.jobs else JOBS:
+                out = GRID / f"{cell.name}_s{seed}" / job
+                done = (root / out / "results.json").exists()
+                if done or covered_by_reuse(cell, job, seed, root):
+                    continue
+                cmd = [python, "-P", "-m", "avalanche_adahat", "compare"]
+                cmd += compare_args(cell, job, seed, out)
+                shown = f"PYTHONPATH={snapshot} OMP_NUM_THREADS=1 " + shlex.join(cmd)
+                shown = shown.replace(python, ".venv/bin/python")
+                print(f"{time.strftime('%H:%M:%S')} start {out}", flush=True)
+                if args.dry_run:
+                    print("  " + shown)
+                    continue
+                log = Path(args.logs) / f"{cell.name}_s{seed}_{job}.log"
+                failures += not run_job(cmd, env, root, out, log, args.commit, shown)
+    return 1 if failures else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="train the missing jobs, one at a time")
+    r.add_argument("--commit", required=True, help="commit the snapshot was archived from")
+    r.add_argument("--snapshot", required=True, help="folder holding the archived avalanche_adahat")
+    r.add_argument("--seeds", default="0")
+    r.add_argument("--cells", default=",".join(CELL_BY_NAME), help="comma list, in run order")
+    r.add_argument("--jobs", help=f"comma list of {', '.join(JOBS)} (default all)")
+    r.add_argument("--logs", default="/tmp/grid_logs", help="one compare log per job")
+    r.add_argument("--dry-run", action="store_true", help="print the jobs it would run")
+    s = sub.add_parser("summary", help="write the tables, the heatmap and grid.json")
+    s.add_argument("--cells", help="comma list (default all)")
+    s.add_argument("--no-reuse", action="store_true", help="read the grid's own folders only")
+    s.add_argument("--notes", help="Markdown file (relative to --root) inserted after the tables")
+    s.add_argument("--output", help=f"Markdown file (default {STUDY})")
+    for p in (r, s):
+        p.add_argument("--root", default=str(REPO), help="repository root (default this one)")
+    args = parser.parse_args(argv)
+    args.argv = argv
+    return run(args) if args.command == "run" else summary(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
