@@ -34,10 +34,12 @@ def _class_images(labels, shape, rng) -> np.ndarray:
     return (base + noise).clip(0, 255).astype(np.uint8).reshape(len(labels), *shape)
 
 
-def write_fake_cifar10(root, per_class_per_batch: int = 1, test_per_class: int = 2) -> None:
+def write_fake_cifar10(root, train_per_class: int = 2, test_per_class: int = 2) -> None:
     """CIFAR-10 as torchvision reads it: ``root/cifar-10-batches-py/`` holding the pickled
     ``data_batch_1..5``, ``test_batch`` (``data``: N x 3072 uint8, ``labels``) and
-    ``batches.meta`` (``label_names``), a few images per class."""
+    ``batches.meta`` (``label_names``), a few images per class (the training images in
+    ``data_batch_1``, the other four batches empty: StreamingLDA fits a 3072 x 3072
+    covariance one image at a time)."""
     folder = root / "cifar-10-batches-py"
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
@@ -54,7 +56,7 @@ def write_fake_cifar10(root, per_class_per_batch: int = 1, test_per_class: int =
             pickle.dump(batch, f)
 
     for k in range(1, 6):
-        dump(f"data_batch_{k}", per_class_per_batch)
+        dump(f"data_batch_{k}", train_per_class if k == 1 else 0)
     dump("test_batch", test_per_class)
     meta = {"label_names": [f"class{c}" for c in range(10)], "num_vis": 3072}
     with open(folder / "batches.meta", "wb") as f:
@@ -298,6 +300,11 @@ def test_class_order_runs(order, tmp_path):
         assert run["class_order"] == expected and sorted(expected) == list(range(10))
     same = runs["0"]["class_order"] == runs["1"]["class_order"]
     assert same == (order == "1")  # a fixed order seed, or each run's own
+    md = (tmp_path / "out" / "results.md").read_text()
+    if order == "1":
+        assert f"Classes in Avalanche's random order for seed 1: {runs['0']['class_order']}." in md
+    else:
+        assert "random order drawn with each run's seed" in md
 
 
 def test_class_order_of_the_experiences():
@@ -318,3 +325,24 @@ def test_merge_refuses_other_class_orders(digits_class_run, tmp_path, capsys):
     (other / "results.json").write_text(json.dumps(changed))
     assert main(["merge", str(out), str(other), "-o", str(tmp_path / "m")]) == 2
     assert "in class_order: 1 vs 'natural'" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- memory
+def test_memory_of_each_kind_of_strategy():
+    """Stored samples found on the strategy's plugins (Replay/GDumb ``storage_policy``,
+    A-GEM ``buffers``, iCaRL ``x_memory`` + class means); the HAT router's bytes from
+    ``model.task_router_bytes()`` where the model has it, else ``None``."""
+    from types import SimpleNamespace as NS
+
+    replay = NS(storage_policy=NS(buffer=list(range(7))))
+    agem = NS(buffers=[list(range(3)), list(range(4))])
+    icarl = NS(x_memory=[torch.zeros(2, 64), torch.zeros(3, 64)],
+               class_means={0: torch.zeros(16), 1: torch.zeros(16)})  # fmt: skip
+    strategy = NS(plugins=[replay, agem, icarl], model=None)
+    assert STRATEGIES["replay_200"].memory(strategy, 256) == ((7 + 7 + 5) * 256 + 2 * 64, 19)
+    cumulative = NS(plugins=[], dataset=list(range(11)))
+    assert STRATEGIES["cumulative"].memory(cumulative, 10) == (110, 11)
+    assert STRATEGIES["naive"].memory(cumulative, 10) == (0, 0)  # Naive keeps no data
+    routed = NS(plugins=[], model=NS(task_router_bytes=lambda: 1234))
+    assert STRATEGIES["hat"].memory(routed, 256) == (1234, 0)
+    assert STRATEGIES["hat"].memory(NS(plugins=[], model=torch.nn.Linear(2, 2)), 256) == (None, 0)

@@ -5,15 +5,26 @@ every seed, evaluates every seen test experience after each training
 experience, and writes ``results.json``, ``results.csv``, ``results.md`` and
 PNG plots to ``--output``.
 
-- ``--scenario class`` (split_digits, split_fmnist) runs the benchmark
-  class-incremental instead: no task labels, global class ids. The HAT family
+- ``--scenario class`` (every ``split_*`` benchmark) runs the benchmark
+  class-incremental instead: no task labels, global class ids, classes in the
+  order of ``--class-order`` (``natural``, ``seed`` or a seed ``N``; each run's
+  order is recorded as ``class_order``). The HAT family
   trains one new task per experience (``task_ids="per_experience"``) and infers
-  each test sample's task (its ``task_inference`` parameter, default ``"entropy"``, calibrated;
-  ``hat_msp``, ``hat_energy_cal``, ... fix one rule each); its task-id accuracy
-  (``TaskIdAcc_Stream``) is recorded as ``task_id_acc``. Every other strategy
-  trains a plain MLP of the same hidden sizes with one ``Linear`` head over all
-  classes (ICaRL: its body + a nearest-class-mean classifier). The accuracy
+  each test sample's task (its ``task_inference`` parameter, default the library's;
+  ``hat_msp``, ``hat_energy_cal``, ``hat_lda_cascade``, ... fix one rule each); its
+  task-id accuracy (``TaskIdAcc_Stream``) is recorded as ``task_id_acc``.
+  ``streaming_lda`` is Avalanche's ``StreamingLDA`` on raw inputs (no network).
+  Every other strategy trains a plain MLP of the same hidden sizes with one
+  ``Linear`` head over all classes (ICaRL: its body + a nearest-class-mean
+  classifier; Cumulative: the joint-training upper bound). The accuracy
   matrix is still reported over seen experiences only.
+- The benchmarks Avalanche downloads (MNIST, CIFAR-10/100, Tiny ImageNet) need
+  ``--data-root``: where their data is, or goes (nothing is downloaded without it).
+- Cost: each run records ``eval_seconds`` (all its evaluations),
+  ``final_eval_seconds`` (the last, on the whole test stream), and
+  ``memory_bytes`` / ``stored_samples``: what the strategy keeps about past data
+  besides its network (:meth:`StrategySpec.memory`: replay buffers, exemplars,
+  StreamingLDA's statistics, the HAT task router's statistics).
 - Benchmarks, models and strategies live in registries (:data:`BENCHMARKS`,
   :data:`MODELS`, :data:`STRATEGIES`); :func:`register_model` adds a backbone.
 - The accuracy matrix ``A[i][j]`` is the accuracy on test experience ``j``
@@ -44,7 +55,14 @@ from .registry import BENCHMARKS, MODELS, SCENARIOS, BenchmarkSpec, register_mod
 from .report import results_markdown, write_outputs, write_report
 from .results import MERGE_KEYS, matrix_metrics, merge_results, summarize
 from .run import CapacityRecorder, run_compare, run_one, versions
-from .strategy_specs import STRATEGIES, HATSpec, ICaRLSpec, PackNetSpec, StrategySpec
+from .strategy_specs import (
+    STRATEGIES,
+    HATSpec,
+    ICaRLSpec,
+    PackNetSpec,
+    StrategySpec,
+    StreamingLDASpec,
+)
 
 __all__ = [
     "BENCHMARKS",
@@ -60,6 +78,7 @@ __all__ = [
     "PackNetSpec",
     "SCENARIOS",
     "StrategySpec",
+    "StreamingLDASpec",
     "build_config",
     "build_parser",
     "main",

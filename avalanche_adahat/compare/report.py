@@ -125,9 +125,11 @@ def results_markdown(results: dict, heading: str = "##") -> str:
     if scenario:
         lines += ["", "Class-incremental: no task labels; the HAT family trains one task per "
                   "experience and infers each test sample's task (rule: its task_inference, "
-                  "default entropy, calibrated); task-id acc is TaskIdAcc_Stream after the last experience. "
+                  "default: the library's); task-id acc is TaskIdAcc_Stream after the last "
+                  "experience. streaming_lda: Avalanche's StreamingLDA on raw inputs. "
                   "The other strategies train an MLP of the same hidden sizes with one "
-                  "Linear head over all classes."]  # fmt: skip
+                  "Linear head over all classes."
+                  + _class_order_note(results)]  # fmt: skip
     curves = _capacity_curves(results)
     if curves:
         tasks = max(len(v) for v in curves.values())
@@ -144,6 +146,24 @@ def results_markdown(results: dict, heading: str = "##") -> str:
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines.append("")
     return "\n".join(lines)
+
+
+def _class_order_note(results: dict) -> str:
+    """How classes were ordered into experiences (``--class-order``; absent in older results)."""
+    mode = results["config"].get("class_order")
+    if mode is None:
+        return ""
+    if mode == "natural":
+        return " Classes in their natural order."
+    if mode == "seed":
+        return " Classes in Avalanche's random order drawn with each run's seed (in results.json)."
+    orders = {
+        tuple(r.get("class_order") or ())
+        for s in results["strategies"].values()
+        for r in s["per_seed"].values()
+    }
+    shown = f": {list(next(iter(orders)))}" if len(orders) == 1 and () not in orders else ""
+    return f" Classes in Avalanche's random order for seed {mode}{shown}."
 
 
 def _capacity_curves(results: dict) -> dict[str, list[float]]:

@@ -6,7 +6,9 @@ how to build it (:meth:`StrategySpec.build`). :class:`HATSpec` is the HAT family
 (its ``hat_family`` field: network capacity is recorded; its hyperparameters are
 checked by the library's config, :mod:`avalanche_adahat.config`),
 :class:`PackNetSpec` Avalanche's PackNet with its own model and plugin list,
-:class:`ICaRLSpec` Avalanche's ICaRL (class-incremental only).
+:class:`ICaRLSpec` Avalanche's ICaRL and :class:`StreamingLDASpec` Avalanche's
+StreamingLDA on raw inputs (both class-incremental only). Each spec also measures
+what its trained strategy keeps about past data (:meth:`StrategySpec.memory`).
 """
 
 from __future__ import annotations
