@@ -5,7 +5,10 @@ Trains HAT on a class-incremental stream of Gaussian blobs (``--tasks`` experien
 the whole test set with the task label given (one stored mask, what task-incremental
 evaluation costs) and with each task-inference rule; medians of interleaved repeats,
 process CPU time. Masked forwards per sample: 1 with the label, T (trained tasks) for
-``msp``/``entropy``/``energy``, 2T plus one backward for ``oneshot``.
+``msp``/``entropy``/``energy`` and the feature rules ``lda_cascade``/``mahalanobis`` (plus
+a linear discriminant / a triangular solve per task on the features of the same passes),
+2T plus one backward for ``oneshot``. Training uses the default rule (``lda_cascade``), whose
+statistics also serve ``mahalanobis`` (own classes' means, the space's pooled covariance).
 
     python benchmarks/task_inference_cost.py --tasks 5
 """
