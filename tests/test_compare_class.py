@@ -63,6 +63,41 @@ def write_fake_cifar10(root, train_per_class: int = 2, test_per_class: int = 2) 
         pickle.dump(meta, f)
 
 
+def write_fake_cifar100(root, per_class: int = 1) -> None:
+    """CIFAR-100 as torchvision reads it: ``root/cifar-100-python/{train,test,meta}``."""
+    folder = root / "cifar-100-python"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(2)
+    for name in ("train", "test"):
+        labels = [c for c in range(100) for _ in range(per_class)]
+        data = {"data": _class_images([c % 10 for c in labels], (3072,), rng),
+                "fine_labels": labels, "coarse_labels": [c // 5 for c in labels]}  # fmt: skip
+        with open(folder / name, "wb") as f:
+            pickle.dump(data, f)
+    with open(folder / "meta", "wb") as f:
+        pickle.dump({"fine_label_names": [f"c{c}" for c in range(100)]}, f)
+
+
+def write_fake_tinyimagenet(root) -> None:
+    """Tiny ImageNet as Avalanche's ``TinyImagenet`` reads it: ``tiny-imagenet-200/`` with
+    ``wnids.txt``, ``train/<wnid>/images/*.JPEG`` and ``val/images`` + ``val_annotations.txt``
+    (one 64 x 64 image per class in each)."""
+    from PIL import Image
+
+    folder = root / "tiny-imagenet-200"
+    wnids = [f"n{c:08d}" for c in range(200)]
+    (folder / "val" / "images").mkdir(parents=True)
+    (folder / "wnids.txt").write_text("\n".join(wnids) + "\n")
+    annotations = []
+    for c, wnid in enumerate(wnids):
+        image = Image.new("RGB", (64, 64), (c, 255 - c, (7 * c) % 256))
+        (folder / "train" / wnid / "images").mkdir(parents=True)
+        image.save(folder / "train" / wnid / "images" / f"{wnid}_0.JPEG")
+        image.save(folder / "val" / "images" / f"val_{c}.JPEG")
+        annotations.append(f"val_{c}.JPEG\t{wnid}\t0\t0\t63\t63")
+    (folder / "val" / "val_annotations.txt").write_text("\n".join(annotations) + "\n")
+
+
 def _idx(path, array: np.ndarray) -> None:
     """An idx file (MNIST's format): magic 0x08 (ubyte) + ndim, big-endian sizes, data."""
     header = bytes([0, 0, 8, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
@@ -113,6 +148,28 @@ def test_split_cifar10_class_incremental_from_its_on_disk_format(tmp_path, offli
     d = 3 * 32 * 32  # raw pixels: class means, class counts, one d x d covariance (float32)
     assert slda["memory_bytes"] == (10 * d + 10 + d * d) * 4 and slda["stored_samples"] == 0
     assert res["strategies"]["naive"]["per_seed"]["0"]["memory_bytes"] == 0
+
+
+def test_split_cifar100_class_incremental_from_its_on_disk_format(tmp_path, offline_cifar):
+    write_fake_cifar100(tmp_path / "data")
+    res = _compare(
+        tmp_path, "--benchmark", "split_cifar100", "--data-root", str(tmp_path / "data"),
+        "--strategies", "naive", "--epochs", "1", "--set", "model.hidden_sizes=[8]",
+    )  # fmt: skip
+    run = res["strategies"]["naive"]["per_seed"]["0"]
+    assert len(run["acc_matrix"]) == 10 and run["class_order"] == list(range(100))
+
+
+def test_split_tinyimagenet_class_incremental_from_its_folders(tmp_path):
+    """Avalanche's TinyImagenet downloads only where its folders do not load: no patch."""
+    write_fake_tinyimagenet(tmp_path / "data")
+    res = _compare(
+        tmp_path, "--benchmark", "split_tinyimagenet", "--data-root", str(tmp_path / "data"),
+        "--n-experiences", "2", "--strategies", "naive", "--epochs", "1",
+        "--set", "model.hidden_sizes=[8]",
+    )  # fmt: skip
+    run = res["strategies"]["naive"]["per_seed"]["0"]
+    assert len(run["acc_matrix"]) == 2 and run["class_order"] == list(range(200))
 
 
 def test_split_mnist_class_incremental_from_idx_files(tmp_path):
