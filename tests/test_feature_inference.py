@@ -15,7 +15,6 @@ from avalanche.training.plugins import EvaluationPlugin
 from avalanche_adahat import HAT
 from avalanche_adahat.inference import (
     FeatureStatistics,
-    SpaceModel,
     chi2_log_sf,
     forward_with_features,
     lda_cascade_scores,
@@ -173,7 +172,7 @@ def test_features_are_the_active_units_of_every_layer_before_the_gate(stream):
     logits, f = forward_with_features(model, x, 0)
     h1 = model.layers[0](x)
     g1 = model.masks[0].stored_mask(0)
-    h2 = model.layers[1]((h1.relu() * g1))
+    h2 = model.layers[1](h1.relu() * g1)
     g2 = model.masks[1].stored_mask(0)
     assert torch.equal(f, torch.cat([h1[:, g1 > 0], h2[:, g2 > 0]], dim=1))
     assert torch.equal(logits, model.forward_single_task(x, 0))
@@ -269,3 +268,14 @@ def test_adahat_defaults_to_a_logit_rule_and_warns_about_feature_statistics():
     assert (plugin.task_inference, plugin.calibrate_task_inference) == ("entropy", True)
     with pytest.warns(UserWarning, match="feature statistics stored when each task ended drift"):
         AdaHATPlugin(task_ids="per_experience", task_inference="lda_cascade")
+
+
+def test_tasks_that_reuse_class_ids_keep_separate_classes():
+    stats = FeatureStatistics()
+    one = torch.ones(1, dtype=F64)
+    for owner, value in ((0, 1.0), (1, 5.0)):
+        f = torch.full((1, 2), value, dtype=F64)
+        stats.add_sums(0, torch.tensor([0]), owner, one, f, f.t() @ f)
+    s = stats.space(0)
+    assert s["classes"].tolist() == [0, 0] and s["owners"].tolist() == [0, 1]
+    assert s["sums"].tolist() == [[1.0, 1.0], [5.0, 5.0]]

@@ -73,7 +73,8 @@ class FeatureStatistics(nn.Module):
     """Streaming class statistics in the feature space of each trained task.
 
     Buffers of space ``j`` (``{field}_T{j}``): ``classes`` (the class ids seen, in
-    order of arrival), ``owners`` (the task each class belongs to), ``counts``,
+    order of arrival), ``owners`` (the task each class belongs to; a class is its id
+    and its task, as tasks may reuse ids), ``counts``,
     ``sums`` ``(C, d_j)`` and ``moment`` ``(d_j, d_j)``, all float64 but the ids.
     """
 
@@ -123,7 +124,9 @@ class FeatureStatistics(nn.Module):
             raise ValueError(
                 f"space {j} has {s['moment'].shape[0]} features, got {moment.shape[0]}"
             )
-        missing = classes[~torch.isin(classes, s["classes"])]
+        # A class is (its id, its task): tasks may reuse ids (class ids from 0 in each).
+        mine = s["classes"][s["owners"] == owner]
+        missing = classes[~torch.isin(classes, mine)]
         if missing.numel():
             k = missing.numel()
             d = moment.shape[0]
@@ -132,7 +135,8 @@ class FeatureStatistics(nn.Module):
             setattr(self, f"counts_T{j}", torch.cat([s["counts"], s["counts"].new_zeros(k)]))
             setattr(self, f"sums_T{j}", torch.cat([s["sums"], s["sums"].new_zeros(k, d)]))
             s = self.space(j)
-        at = (classes[:, None] == s["classes"][None]).to(torch.long).argmax(dim=1)
+        match = (classes[:, None] == s["classes"][None]) & (s["owners"] == owner)[None]
+        at = match.to(torch.long).argmax(dim=1)
         s["counts"].index_add_(0, at, counts.to(torch.float64))
         s["sums"].index_add_(0, at, sums.to(torch.float64))
         s["moment"].add_(moment.to(torch.float64))
@@ -150,6 +154,10 @@ class FeatureStatistics(nn.Module):
     def nbytes(self) -> int:
         """Bytes held by the statistics."""
         return sum(b.numel() * b.element_size() for b in self.buffers())
+
+    def _apply(self, fn, *args, **kwargs):
+        self._models.clear()  # models hold tensors of the old device or dtype
+        return super()._apply(fn, *args, **kwargs)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # A checkpoint's spaces may not exist here yet, or have other sizes.
