@@ -5,15 +5,33 @@
 - :class:`HATConfig`, :class:`AdaHATConfig`: their hyperparameters, checked;
 - :mod:`avalanche_adahat.models`: HAT backbones;
 - :mod:`avalanche_adahat.functional`: the formulas, as pure tensor functions.
+
+The names are imported when first used (``import avalanche_adahat`` alone loads
+neither torch nor Avalanche, so ``avalanche-adahat --help`` answers at once);
+using any of them also registers the optimizers' dill reducers that Avalanche's
+checkpoints need (:mod:`avalanche_adahat.checkpointing`).
 """
 
-from . import checkpointing as _checkpointing  # noqa: F401  (dill fix)
-from .config import PAPER_ADAHAT, AdaHATConfig, HATConfig
-from .masking import CoveredParameter, HATMask, HATModule
-from .plugins import AdaHATPlugin, HATPlugin
-from .strategies import HAT, AdaHAT
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0.dev0"
+
+#: ``{public name: the module defining it}``.
+_NAMES = {
+    "AdaHAT": "strategies",
+    "HAT": "strategies",
+    "AdaHATPlugin": "plugins",
+    "HATPlugin": "plugins",
+    "AdaHATConfig": "config",
+    "HATConfig": "config",
+    "PAPER_ADAHAT": "config",
+    "CoveredParameter": "masking",
+    "HATMask": "masking",
+    "HATModule": "masking",
+}
 
 __all__ = [
     "AdaHAT",
@@ -28,3 +46,31 @@ __all__ = [
     "PAPER_ADAHAT",
     "__version__",
 ]
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time, __getattr__ below
+    from .config import PAPER_ADAHAT, AdaHATConfig, HATConfig
+    from .masking import CoveredParameter, HATMask, HATModule
+    from .plugins import AdaHATPlugin, HATPlugin
+    from .strategies import HAT, AdaHAT
+
+
+def __getattr__(name: str):
+    """Import a public name, or a submodule (``avalanche_adahat.models``), when first used."""
+    if name.startswith("__"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    importlib.import_module(".checkpointing", __name__)  # dill fix for save_checkpoint
+    if name in _NAMES:
+        value = getattr(importlib.import_module(f".{_NAMES[name]}", __name__), name)
+    else:
+        try:
+            value = importlib.import_module(f".{name}", __name__)
+        except ModuleNotFoundError as e:
+            if e.name != f"{__name__}.{name}":
+                raise
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -1,15 +1,30 @@
-"""Command line: ``avalanche-adahat COMMAND`` (and ``python -m avalanche_adahat COMMAND``)."""
+"""Command line: ``avalanche-adahat COMMAND`` (and ``python -m avalanche_adahat COMMAND``).
+
+Nothing heavy is imported before a command is chosen: ``--help`` answers at once, and
+each command imports torch and Avalanche itself.
+"""
 
 from __future__ import annotations
 
 import sys
+import warnings
 
 COMMANDS = {
     "demo": "AdaHAT, HAT and Naive on Split Digits (the quick-start job)",
     "compare": "HAT family and Avalanche baselines on one benchmark: table and plots",
     "merge": "merge compare outputs of one setting (seeds or strategies run apart)",
-    "report": "assemble a Markdown report (docs/RESULTS.md) from compare outputs",
+    "report": "assemble a Markdown report (RESULTS.md) from compare outputs",
 }
+
+#: Warnings third-party packages print while Avalanche is imported, which say
+#: nothing about a run (qpsolvers: GEM's optional solver is not installed).
+IMPORT_NOISE = ("no QP solver found",)
+
+
+def quiet_import_noise() -> None:
+    """Hide :data:`IMPORT_NOISE` (the command line's, not the library's, choice)."""
+    for message in IMPORT_NOISE:
+        warnings.filterwarnings("ignore", message=message)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\nerror: unknown command {argv[0]!r}", file=sys.stderr)
             return 2
         return 0
+    quiet_import_noise()
     if argv[0] == "demo":
         from .demo import main as demo_main
 

@@ -14,6 +14,7 @@ import inspect
 import torch
 from torch import nn
 
+from . import checkpointing as _checkpointing  # noqa: F401  (dill fix for save_checkpoint)
 from ._warnings import warn_at_caller
 from .checks import check_training_schedule
 

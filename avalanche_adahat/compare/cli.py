@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 
@@ -206,21 +207,35 @@ def merge_main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def default_report_path(dirs: list[str]) -> str:
+    """``RESULTS.md`` in the folder holding the compare output folders (their common
+    parent): next to the inputs, never a fixed path that could overwrite another report."""
+    parents = [os.path.abspath(os.path.join(d, os.pardir)) for d in dirs]
+    folder = os.path.relpath(os.path.commonpath(parents))
+    return os.path.join(folder, "RESULTS.md") if folder != "." else "RESULTS.md"
+
+
 def report_main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="avalanche-adahat report",
-        description="Assemble a Markdown report (e.g. docs/RESULTS.md) from compare output folders: "
-        "each folder's table under the exact command that produced it, its plots, and its "
-        "NOTES.md if present.",
+        description="Assemble a Markdown report from compare output folders: each folder's "
+        "table under the exact command that produced it, its plots, and its NOTES.md if "
+        "present.",
     )
     parser.add_argument("dirs", nargs="+", metavar="DIR", help="compare --output folders")
-    parser.add_argument("-o", "--output", default="docs/RESULTS.md", help="report file")
+    parser.add_argument(
+        "-o",
+        "--output",
+        help="report file (default: RESULTS.md in the folder holding the DIRs, e.g. "
+        "results/RESULTS.md for results/a results/b)",
+    )
     parser.add_argument("--preamble", metavar="FILE", help="Markdown put before the sections")
     args = parser.parse_args(argv)
+    output = args.output or default_report_path(args.dirs)
     try:
-        write_report(args.dirs, args.output, args.preamble)
+        write_report(args.dirs, output, args.preamble)
     except (CompareError, OSError) as e:
         print(f"avalanche-adahat report: error: {e}", file=sys.stderr)
         return 2
-    print(f"wrote {args.output}")
+    print(f"wrote {output}")
     return 0
