@@ -493,13 +493,48 @@ def test_report_outputs_of_many_tasks(tmp_path):
     assert [(r["strategy"], r["seed"]) for r in rows][:3] == [("hat", "0"), ("hat", "mean"),
                                                                ("hat", "std")]  # fmt: skip
     assert rows[0]["capacity"] == "0.0666667" and rows[3]["capacity"] == ""
+    assert [rows[2][k] for k in ("avg_acc", "bwt", "capacity")] == ["", "", ""]  # one seed
     md = results_markdown(results)
     assert md == (tmp_path / "results.md").read_text()
-    assert "## split_digits, 15 tasks" in md and "| task 10 |" in md and "task 11" not in md
+    # tasks numbered from 0, as in the matrices: 0-9, then the last
+    assert "## split_digits, 15 tasks" in md and "| task 0 | task 1 |" in md
+    assert "| task 9 | task 14 |" in md and "task 10" not in md and "task 15" not in md
+    assert "One seed: no spread. Hyperparameters: the strategies' defaults." in md
+    assert "Hyperparameters: ." not in md and "±" not in md
     assert "by Avalanche's own loaders (naive)" in md
     for png, size in [("acc_matrix_hat.png", (906, 1020)), ("accuracy.png", (420, 480)),
                       ("capacity.png", (420, 720))]:  # fmt: skip
         assert mpimg.imread(tmp_path / png).shape[:2] == size
+
+
+def test_plot_titles_name_the_setting_and_the_spread_only_with_seeds(tmp_path, monkeypatch):
+    from avalanche_adahat.compare import report
+
+    drawn = {}
+
+    def record(name):
+        def plot(*args, **kwargs):
+            drawn.setdefault(name, []).append((args, kwargs))
+
+        return plot
+
+    for name in ("plot_accuracy_bars", "plot_accuracy_matrix", "plot_task_capacity"):
+        monkeypatch.setattr(report.plots, name, record(name))
+    results = _synthetic_results(3)
+    results["config"]["epochs"] = 10
+    report.write_plots(results, tmp_path)
+    (means, _, stds), kwargs = drawn["plot_accuracy_bars"][0]
+    assert kwargs["title"] == "split_digits, task-incremental\n3 tasks, 10 epoch(s)/task; one seed"
+    assert stds == {"hat": None, "naive": None} and kwargs["seeds"] == {
+        "hat": [means["hat"]], "naive": [means["naive"]],
+    }  # fmt: skip
+    assert drawn["plot_accuracy_matrix"][0][1]["title"].startswith("hat: split_digits, task-inc")
+    assert "3 tasks" in drawn["plot_task_capacity"][0][1]["title"]
+    two = _synthetic_results(3)
+    two["strategies"]["hat"]["per_seed"]["1"] = two["strategies"]["hat"]["per_seed"]["0"]
+    drawn.clear()
+    report.write_plots(two, tmp_path)
+    assert drawn["plot_accuracy_bars"][0][1]["title"].endswith("mean ± std over 2 seeds")
 
 
 def test_report_command(tmp_path, capsys):

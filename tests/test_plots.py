@@ -164,3 +164,32 @@ def test_tensorboard_example_logs_metrics_and_images(tmp_path, capsys):
         "Pictures/mask_map_layer0",
         "Pictures/mask_map_layer1",
     }
+
+
+# ---------------------------------------------------------------- readable pictures
+def test_accuracy_figure_shows_close_values_apart_with_their_labels_and_seeds():
+    from avalanche_adahat.plots import accuracy_bars_figure
+
+    fig = accuracy_bars_figure(
+        {"adahat": 0.9902, "hat": 0.9905},
+        {"adahat": 0.001, "hat": None},
+        seeds={"adahat": [0.9892, 0.9902, 0.9912], "hat": [0.9905]},
+    )
+    ax = fig.axes[0]
+    low, high = ax.get_ylim()
+    assert 0.9 < low < 0.9892 and 0.9912 < high < 1.0  # fitted: 0.9902 and 0.9905 differ
+    labels = [t.get_text() for t in ax.texts]
+    assert labels == ["0.9902\n± 0.0010", "0.9905"]  # "±" only with a spread
+    dots = [line for line in ax.lines if line.get_marker() == "o"]
+    assert [len(d.get_ydata()) for d in dots] == [3]  # adahat's seeds; hat has one
+
+
+def test_task_capacity_is_numbered_from_zero_with_integer_ticks():
+    from avalanche_adahat.plots import task_capacity_figure
+
+    fig = task_capacity_figure({"hat": [1.0, 0.6, 0.4]}, title="split_digits, task-incremental")
+    ax = fig.axes[0]
+    assert list(ax.lines[0].get_xdata()) == [0, 1, 2]
+    ticks = [t for t in ax.get_xticks() if -0.5 <= t <= 2.5]
+    assert ticks and all(float(t).is_integer() for t in ticks)
+    assert ax.get_title() == "split_digits, task-incremental"

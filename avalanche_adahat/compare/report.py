@@ -53,7 +53,10 @@ def _write_csv(results: dict, path: Path) -> None:
             for seed, r in s["per_seed"].items():
                 writer.writerow([name, seed, *(_csv(r.get(k)) for k in fields[2:])])
             writer.writerow([name, "mean", *(_csv(s.get(k)) for k in fields[2:])])
-            writer.writerow([name, "std", *(_csv(s.get(f"{k}_std")) for k in fields[2:])])
+            one = len(s["per_seed"]) < 2  # no spread from one seed: empty, not 0
+            writer.writerow(
+                [name, "std", *("" if one else _csv(s.get(f"{k}_std")) for k in fields[2:])]
+            )
 
 
 def _csv(value) -> str:
@@ -112,16 +115,19 @@ def results_markdown(results: dict, heading: str = "##") -> str:
         )
     params = {name: strategy_params(c, name) for name in c["strategies"]}
     params = {k: v for k, v in params.items() if v}
-    lines += ["", "Mean ± sample std over seeds. Hyperparameters: " + "; ".join(
-        f"{k} {json.dumps(v)}" for k, v in params.items()) + "."]  # fmt: skip
+    seeds = max(len(s["per_seed"]) for s in results["strategies"].values())
+    spread = f"Mean ± sample std over {seeds} seeds." if seeds > 1 else "One seed: no spread."
+    chosen = "; ".join(f"{k} {json.dumps(v)}" for k, v in params.items())
+    lines += ["", spread + (f" Hyperparameters: {chosen}." if chosen
+                            else " Hyperparameters: the strategies' defaults.")]  # fmt: skip
     if cost:
         lines += ["", "eval s: all evaluations of a run (after each experience, on the test "
                   "experiences seen). memory: what a strategy keeps about past data besides "
-                  "its network, at the end: stored samples as the float32 inputs the model "
-                  "receives (replay buffers, A-GEM's, iCaRL's exemplars and class means, "
-                  "Cumulative's whole data), StreamingLDA's class means and covariance, the "
-                  "HAT task router's statistics; parameter copies (EWC, SI, LwF) not counted; "
-                  "– where not measured."]  # fmt: skip
+                  "its network, at the end: stored samples (replay buffers, A-GEM's, iCaRL's "
+                  "exemplars, Cumulative's whole data) at their size in the benchmark (uint8 "
+                  "images: a byte a pixel), iCaRL's class means, StreamingLDA's class means "
+                  "and covariance, the HAT task router's statistics; parameter copies (EWC, "
+                  "SI, LwF) not counted; – where not measured."]  # fmt: skip
     if scenario:
         lines += ["", "Class-incremental: no task labels; the HAT family trains one task per "
                   "experience and infers each test sample's task (rule: its task_inference, "
@@ -133,12 +139,13 @@ def results_markdown(results: dict, heading: str = "##") -> str:
     curves = _capacity_curves(results)
     if curves:
         tasks = max(len(v) for v in curves.values())
-        shown = [k for k in range(tasks) if k < 10 or (k + 1) % 10 == 0]
+        shown = [k for k in range(tasks) if k < 10 or (k + 1) % 10 == 0 or k == tasks - 1]
         lines += [
             "",
-            "Network capacity at the first training step of each task (mean over seeds):",
+            "Network capacity at the first training step of each task (tasks numbered from 0, "
+            "as in the accuracy matrices; mean over seeds):",
             "",
-            "| strategy | " + " | ".join(f"task {k + 1}" for k in shown) + " |",
+            "| strategy | " + " | ".join(f"task {k}" for k in shown) + " |",
             "| --- |" + " --- |" * len(shown),
         ]
         for name, curve in curves.items():
@@ -208,24 +215,43 @@ def _data_loading_note(results: dict) -> str:
 ANNOTATED_TASKS = 12
 
 
+def _setting(results: dict) -> str:
+    """``split_digits, task-incremental\n5 tasks, 10 epoch(s)/task`` for titles."""
+    c = results["config"]
+    n = len(next(iter(results["strategies"].values()))["acc_matrix"])
+    scenario = c.get("scenario", "task")
+    return f"{c['benchmark']}, {scenario}-incremental\n{n} tasks, {c['epochs']} epoch(s)/task"
+
+
 def write_plots(results: dict, out_dir: Path) -> None:
-    """accuracy.png (bars with seed spread), acc_matrix_<name>.png, capacity.png (HAT family)."""
+    """accuracy.png (mean, seeds and spread per strategy), acc_matrix_<name>.png,
+    capacity.png (HAT family); titles name the benchmark, scenario and schedule, and
+    tasks are numbered from 0 everywhere."""
     strategies = results["strategies"]
+    setting = _setting(results)
+    seeds = {name: [r["avg_acc"] for r in s["per_seed"].values()] for name, s in strategies.items()}
+    n = max(len(v) for v in seeds.values())
+    spread = f"mean ± std over {n} seeds" if n > 1 else "one seed"
+    flat = setting.replace("\n", ", ")
     plots.plot_accuracy_bars(
         {name: s["avg_acc"] for name, s in strategies.items()},
         out_dir / "accuracy.png",
-        {name: s["avg_acc_std"] for name, s in strategies.items()},
-        title=f"{results['config']['benchmark']}: mean ± std over seeds",
+        {
+            name: s["avg_acc_std"] if len(seeds[name]) > 1 else None
+            for name, s in strategies.items()
+        },
+        seeds=seeds,
+        title=f"{setting}; {spread}",
     )
     for name, s in strategies.items():
         matrix, path = s["acc_matrix"], out_dir / f"acc_matrix_{name}.png"
         if len(matrix) <= ANNOTATED_TASKS:
-            plots.plot_accuracy_matrix(matrix, path, title=name)
+            plots.plot_accuracy_matrix(matrix, path, title=f"{name}: {setting}")
         else:
-            plots.plot_accuracy_heatmap(matrix, path, title=f"{name}: accuracy matrix")
+            plots.plot_accuracy_heatmap(matrix, path, title=f"{name}: {flat}")
     curves = _capacity_curves(results)
     if curves:
-        plots.plot_task_capacity(curves, out_dir / "capacity.png")
+        plots.plot_task_capacity(curves, out_dir / "capacity.png", title=setting)
 
 
 def write_report(result_dirs: list[str], output: str, preamble: str | None = None) -> None:

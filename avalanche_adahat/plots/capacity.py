@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from ..masking import HATModule
 from ..metric_values import capacity_curve, layer_names
@@ -128,16 +129,20 @@ def _capacity_curves(capacity, iterations):
 def task_capacity_figure(
     curves: Mapping[str, Sequence[float]],
     *,
+    title: str = "",
     xlabel: str = "task (capacity at its first training step)",
 ) -> Figure:
     """One marked point per task and curve; see :func:`plot_task_capacity`."""
     fig = Figure(figsize=(6, 3.5))
     ax = fig.add_subplot()
     for name, curve in curves.items():
-        ax.plot(range(1, len(curve) + 1), curve, marker="o", markersize=3, label=name)
+        ax.plot(range(len(curve)), curve, marker="o", markersize=3, label=name)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(xlabel)
     ax.set_ylabel("network capacity")
     ax.set_ylim(-0.02, 1.02)
+    if title:
+        ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
@@ -145,7 +150,8 @@ def task_capacity_figure(
 
 plot_task_capacity = png_writer(
     task_capacity_figure,
-    """Write network capacity per task (x = 1, 2, ...), a curve per label, as a PNG.
+    """Write network capacity per task (x = task 0, 1, ..., numbered as in the accuracy
+    matrices), a curve per label, as a PNG.
 
     For values recorded once per task (``compare``'s ``capacity_start``); for
     a curve over training iterations see :func:`plot_capacity`.
