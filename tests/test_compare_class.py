@@ -135,7 +135,7 @@ def test_split_cifar10_class_incremental_from_its_on_disk_format(tmp_path, offli
     write_fake_cifar10(tmp_path / "data")
     res = _compare(
         tmp_path, "--benchmark", "split_cifar10", "--data-root", str(tmp_path / "data"),
-        "--n-experiences", "2", "--strategies", "naive,streaming_lda", "--epochs", "1",
+        "--n-experiences", "2", "--strategies", "naive,streaming_lda,replay_200", "--epochs", "1",
     )  # fmt: skip
     assert res["config"]["benchmark"] == "split_cifar10" and res["config"]["class_order"] == (
         "natural"
@@ -148,6 +148,8 @@ def test_split_cifar10_class_incremental_from_its_on_disk_format(tmp_path, offli
     d = 3 * 32 * 32  # raw pixels: class means, class counts, one d x d covariance (float32)
     assert slda["memory_bytes"] == (10 * d + 10 + d * d) * 4 and slda["stored_samples"] == 0
     assert res["strategies"]["naive"]["per_seed"]["0"]["memory_bytes"] == 0
+    replay = res["strategies"]["replay_200"]["per_seed"]["0"]  # 20 images of 3,072 bytes
+    assert replay["stored_samples"] == 20 and replay["memory_bytes"] == 20 * 3072
 
 
 def test_split_cifar100_class_incremental_from_its_on_disk_format(tmp_path, offline_cifar):
@@ -184,7 +186,8 @@ def test_split_mnist_class_incremental_from_idx_files(tmp_path):
     # Avalanche's TensorMNIST is fed from whole-tensor batches (checked equal to its samples)
     assert run["data_loading"] == {"tensor": 20, "avalanche": 0}
     replay = res["strategies"]["replay_200"]["per_seed"]["0"]
-    assert replay["stored_samples"] == 60 and replay["memory_bytes"] == 60 * 28 * 28 * 4
+    # stored samples at their size in the benchmark: uint8 images, a byte a pixel
+    assert replay["stored_samples"] == 60 and replay["memory_bytes"] == 60 * 28 * 28
 
 
 @pytest.mark.parametrize(

@@ -97,7 +97,23 @@ def _subsample(benchmark, train_n: int | None, test_n: int | None, seed: int):
 
 
 def _sample_bytes(benchmark) -> int:
-    """The bytes of one training input as the model receives it (e.g. 784 float32: 3,136)."""
+    """The bytes of one stored training sample: as the benchmark stores it where that is
+    known (uint8 images: a byte a pixel, e.g. Fashion-MNIST 784, CIFAR 3,072; the digits'
+    float32 tensors: 256), else as the model receives it (float32 inputs)."""
+    sources = (getattr(benchmark, "tensor_sources", None) or {}).get("train") or [None]
+    if sources[0] is not None:
+        x = sources[0].x
+        return x[0].numel() * x.element_size()
+    try:
+        from avalanche.benchmarks.utils.dataset_traversal_utils import single_flat_dataset
+
+        flat = single_flat_dataset(benchmark.train_stream[0].dataset)
+        data = getattr(flat[0], "data", None) if flat is not None else None
+        if isinstance(data, (np.ndarray, torch.Tensor)) and data.ndim >= 2:
+            values = math.prod(data.shape[1:])
+            return values * (data.itemsize if isinstance(data, np.ndarray) else data.element_size())
+    except Exception:  # an unknown layout: the model's input
+        pass
     x = torch.as_tensor(benchmark.train_stream[0].dataset[0][0])
     return x.numel() * x.element_size()
 

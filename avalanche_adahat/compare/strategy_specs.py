@@ -115,8 +115,8 @@ class StrategySpec:
 
         Stored samples (Replay's and GDumb's buffers, A-GEM's per-experience buffers,
         iCaRL's exemplars, everything Cumulative trains on) count ``sample_bytes`` each
-        (one input as the model receives it, float32), iCaRL's class means their own
-        size; a strategy that keeps none (Naive, EWC, SI, LwF, MAS, PackNet) has 0.
+        (one sample as the benchmark stores it: a byte a pixel for uint8 images),
+        iCaRL's class means their own size; a strategy that keeps none (Naive, EWC, SI, LwF, MAS, PackNet) has 0.
         Copies of parameters (EWC's, SI's, LwF's previous model) are not counted."""
         samples, extra = _stored_samples(strategy, self.keeps_all_data)
         return samples * sample_bytes + extra, samples
