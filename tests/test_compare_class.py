@@ -152,6 +152,20 @@ def test_split_cifar10_class_incremental_from_its_on_disk_format(tmp_path, offli
     assert replay["stored_samples"] == 20 and replay["memory_bytes"] == 20 * 3072
 
 
+def test_hat_family_on_split_cifar10_with_a_cnn(tmp_path, offline_cifar):
+    """The HAT family on CIFAR images (a small AlexNet-like CNN), one task per experience."""
+    write_fake_cifar10(tmp_path / "data")
+    res = _compare(
+        tmp_path, "--benchmark", "split_cifar10", "--data-root", str(tmp_path / "data"),
+        "--n-experiences", "2", "--strategies", "hat,adahat", "--model", "alexnet",
+        "--set", "model.channels=[4,4,4]", "--set", "model.fc_sizes=[8]", "--epochs", "1",
+    )  # fmt: skip
+    for s in res["strategies"].values():
+        run = s["per_seed"]["0"]
+        assert len(run["acc_matrix"]) == 2 and run["task_id_acc_curve"][0] == pytest.approx(1.0)
+        assert 0.0 <= run["task_id_acc"] <= 1.0 and run["stored_samples"] == 0
+
+
 def test_split_cifar100_class_incremental_from_its_on_disk_format(tmp_path, offline_cifar):
     write_fake_cifar100(tmp_path / "data")
     res = _compare(
