@@ -43,6 +43,7 @@ __all__ = [
     "adahat_rate_terms",
     "adahat_rates_from_terms",
     "mul_outer_max_all_",
+    "lerp_outer_max_all_",
 ]
 
 HAT_MODES = hat_modes()
@@ -283,13 +284,45 @@ def mul_outer_max_(
     out_view, in_view = rate_views(out_rate, in_rate, grad.dim())
     if in_view is None:
         return grad.mul_(out_view)
-    step = max(1, block // max(1, grad.shape[1]))
-    for i in range(0, grad.shape[0], step):
-        target, factor = _pairwise(
-            grad[i : i + step], torch.maximum(out_view[i : i + step], in_view)
-        )
+    for rows, rates in _outer_max_blocks(grad.shape, out_view, in_view, block):
+        target, factor = _pairwise(grad[rows], rates)
         target.mul_(factor)
     return grad
+
+
+def _outer_max_blocks(shape: torch.Size, out_view: Tensor, in_view: Tensor, block: int):
+    """``(rows, rates)``: the outer max of viewed unit rates (:func:`rate_views`) for
+    consecutive slices of output units (dim 0) of a parameter of ``shape``, about
+    ``block`` (output unit, input unit) pairs at a time."""
+    step = max(1, block // max(1, shape[1]))
+    for i in range(0, shape[0], step):
+        rows = slice(i, i + step)
+        yield rows, torch.maximum(out_view[rows], in_view)
+
+
+def lerp_outer_max_all_(
+    params: list[Tensor],
+    befores: list[Tensor],
+    out_rates: list[Tensor],
+    in_rates: list[Tensor | None],
+    block: int = 1 << 18,
+) -> None:
+    """``p = lerp(before, p, outer_max(out_rate, in_rate))`` in place in every ``p``: the
+    eager hot path of :func:`avalanche_adahat.step.blend_by_rates` (``protect="update"``),
+    the same ATen ``lerp`` on the same operands, so the same bits.
+
+    One pass over each parameter and its snapshot: the ``lerp`` writes into ``p``
+    (no copy back), the outer max is built for about ``block`` pairs at a time (no
+    parameter-sized temporary, :func:`mul_outer_max_`), and ``befores`` (preallocated
+    snapshots) are left as they are."""
+    for p, before, out_rate, in_rate in zip(params, befores, out_rates, in_rates):
+        out_view, in_view = rate_views(out_rate, in_rate, p.dim())
+        if in_view is None:
+            torch.lerp(before, p, out_view.to(p.dtype), out=p)
+            continue
+        for rows, rates in _outer_max_blocks(p.shape, out_view, in_view, block):
+            target = p[rows]
+            torch.lerp(before[rows], target, rates.to(p.dtype), out=target)
 
 
 def _pairwise(grad: Tensor, pair_rates: Tensor) -> tuple[Tensor, Tensor]:

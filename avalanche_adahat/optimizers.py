@@ -13,6 +13,7 @@ __all__ = [
     "DEFAULT_ADJUSTMENT_INTENSITY",
     "default_adjustment_intensity",
     "gradient_mode_caveat",
+    "update_is_scaled_gradient",
 ]
 
 #: Optimizers that divide each gradient by a running scale of its own.
@@ -63,3 +64,18 @@ def gradient_mode_caveat(optimizer, protect: str, mode: AdjustmentMode) -> str |
             f"rates of adjustment_mode={mode.name!r} have little effect"
         )
     return None
+
+
+def update_is_scaled_gradient(optimizer) -> bool:
+    """Whether ``optimizer``'s change of every parameter is ``-lr * grad`` (``+lr * grad``
+    with ``maximize``): plain ``torch.optim.SGD``, no momentum, no weight decay.
+
+    Then scaling the gradient by a rate scales the change by it, so ``protect="update"``
+    needs no snapshot of the parameters: the plugin multiplies the gradients (after
+    any clipping, which sees them unscaled as the snapshot path's clipping does). The
+    result equals the snapshot path's ``lerp(before, before - lr * grad, rate)`` to
+    float rounding, exactly where the rate is 0 or 1 (``tests/test_step.py``)."""
+    return type(optimizer) is torch.optim.SGD and all(
+        g.get("momentum", 0) == 0 and g.get("weight_decay", 0) == 0 and not g.get("differentiable")
+        for g in optimizer.param_groups
+    )

@@ -46,6 +46,7 @@ from .optimizers import (
     DEFAULT_ADJUSTMENT_INTENSITY,
     default_adjustment_intensity,
     gradient_mode_caveat,
+    update_is_scaled_gradient,
 )
 from .rate_plan import RatePlan, UnitRates
 from .step import StepMaths
@@ -265,20 +266,33 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
         self._layer_sparsity, self._ratios = value, None
 
     def before_update(self, strategy, **kwargs):
+        # protect="update" under plain SGD: the change is -lr * grad, so the rate
+        # scales the gradient (after clipping) instead of a snapshot and a blend.
+        scaled_update = self.protect == "update" and update_is_scaled_gradient(strategy.optimizer)
+        scale_later = None
         with torch.no_grad():
-            self._protect_trained_private()
+            self._protect_trained_private(zero_grads=self.protect == "gradient" or scaled_update)
             if self.protection_active:
                 rates = self.current_unit_rates(_unwrap(strategy.model))
                 if self.protect == "gradient":
-                    kept = [r for r in rates if r.covered.param.grad is not None]
-                    if kept:
-                        self.step_maths.scale(*self._step_rates(kept, lambda p: p.grad))
+                    self._scale_grads(rates)
+                elif scaled_update:
+                    scale_later = rates
                 else:
                     params, outs, ins = self._step_rates(rates, lambda p: p.detach())
-                    self._snapshots = (params, [p.clone() for p in params], outs, ins)
+                    self._snapshots = (params, self.step_maths.snapshot(params), outs, ins)
             self._compensate_embedding_grads()
         if self.clip_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(strategy.model.parameters(), self.clip_grad_norm)
+        if scale_later is not None:
+            with torch.no_grad():
+                self._scale_grads(scale_later)
+
+    def _scale_grads(self, rates: list[UnitRates]) -> None:
+        """HAT Eq. 2 / AdaHAT Eq. 8 on the covered gradients present."""
+        kept = [r for r in rates if r.covered.param.grad is not None]
+        if kept:
+            self.step_maths.scale(*self._step_rates(kept, lambda p: p.grad))
 
     def _step_rates(self, rates: list[UnitRates], tensor_of) -> tuple[list, list, list]:
         """``(tensors, out rates, in rates)`` of this step for :class:`StepMaths`: each
@@ -289,14 +303,16 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
             return tensors, [r.full(random=True) for r in rates], [None] * len(rates)
         return tensors, [r.views[0] for r in rates], [r.views[1] for r in rates]
 
-    def _protect_trained_private(self) -> None:
+    def _protect_trained_private(self, zero_grads: bool) -> None:
         """Rate 0 on trained tasks' heads and BatchNorms, in every mode (docs/ALGORITHM.md §3).
 
         They receive gradients only when a trained task's samples are replayed
         (Replay, Cumulative, GEM/A-GEM memories) and belong to that task alone.
+        ``zero_grads`` (``protect="gradient"``, or an update that is ``-lr * grad``):
+        their gradients are zeroed; otherwise their values are restored after the step.
         """
         frozen = [p for p in self._frozen_private if p.grad is not None]
-        if self.protect == "gradient":
+        if zero_grads:
             for p in frozen:
                 p.grad.zero_()
         else:
@@ -373,6 +389,7 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
             )
         self._rate_plan = None  # the masks changed: rates are laid out anew if asked for
         self._snapshots, self._private_snapshots = (), []
+        self.step_maths.release()
         self._step_embeddings = None
 
     # ------------------------------------------------------------------ rates

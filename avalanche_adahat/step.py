@@ -9,13 +9,20 @@ unit-sized vectors.
 :func:`scale_by_rates` and :func:`blend_by_rates` are written once, readably.
 :class:`StepMaths` runs them through ``torch.compile`` (inductor fuses the outer
 max into the multiply or the ``lerp``: one pass over each parameter, no
-temporaries), or eagerly. Eager ``scale_by_rates`` materialises a parameter-sized
-outer max per weight, so the eager path runs
-:func:`avalanche_adahat.functional.mul_outer_max_all_` instead, the measured hot
-path (blocked, ``torch._foreach``), which ``tests/test_step.py`` shows equal to the
-readable version bitwise (max and multiply round nothing). Rates and scales are
-tensors, so one compilation serves every step and task of a model (one per set of
-parameter shapes); the first call's seconds are in :attr:`StepMaths.compile_seconds`.
+temporaries), or eagerly. The readable versions materialise a parameter-sized
+outer max per weight, so the eager path runs the measured hot paths instead,
+which ``tests/test_step.py`` shows equal to the readable versions bitwise (the
+same ATen ops on the same operands): :func:`avalanche_adahat.functional.mul_outer_max_all_`
+(blocked, ``torch._foreach``) and :func:`avalanche_adahat.functional.lerp_outer_max_all_`
+(blocked, written into the parameter). Rates and scales are tensors, so one
+compilation serves every step and task of a model (one per set of parameter
+shapes); the first call's seconds are in :attr:`StepMaths.compile_seconds`.
+
+``protect="update"`` needs each covered parameter's value before the optimizer's
+step: :meth:`StepMaths.snapshot` copies them (one ``torch._foreach_copy_``) into
+buffers allocated at the first step of a task and reused by every later step
+(one float per covered parameter, released by :meth:`StepMaths.release`), instead
+of a fresh parameter-sized clone per step.
 """
 
 from __future__ import annotations
@@ -59,6 +66,10 @@ def _scale_eager(tensors, out_rates, in_rates) -> None:
     F.mul_outer_max_all_(tensors, out_rates, in_rates)
 
 
+def _blend_eager(params, befores, out_rates, in_rates) -> None:
+    F.lerp_outer_max_all_(params, befores, out_rates, in_rates)
+
+
 class StepMaths:
     """:func:`scale_by_rates` and :func:`blend_by_rates`, compiled or eager.
 
@@ -71,16 +82,35 @@ class StepMaths:
         self.compile = compile
         self.compile_seconds = 0.0  # spent in first calls (tracing and code generation)
         self._scale = _scale_eager
-        self._blend = blend_by_rates
+        self._blend = _blend_eager
+        self._buffers: list[Tensor] = []  # snapshot buffers, see snapshot()
         if compile:
             self._scale = self._compiled(scale_by_rates, "_scale", _scale_eager)
-            self._blend = self._compiled(blend_by_rates, "_blend", blend_by_rates)
+            self._blend = self._compiled(blend_by_rates, "_blend", _blend_eager)
 
     def scale(self, tensors: list[Tensor], out_rates: list[Tensor], in_rates: list) -> None:
         self._scale(tensors, out_rates, in_rates)
 
     def blend(self, params, befores, out_rates, in_rates) -> None:
+        """:func:`blend_by_rates`; ``befores`` may be overwritten (the compiled
+        version runs the ``lerp`` in them)."""
         self._blend(params, befores, out_rates, in_rates)
+
+    def snapshot(self, params: list[Tensor]) -> list[Tensor]:
+        """The current values of ``params``, copied into this object's buffers (made
+        when the parameters' shapes, dtypes or devices change, reused otherwise)."""
+        buffers = self._buffers
+        if len(buffers) != len(params) or any(
+            b.shape != p.shape or b.dtype != p.dtype or b.device != p.device
+            for b, p in zip(buffers, params)
+        ):
+            self._buffers = buffers = [torch.empty_like(p) for p in params]
+        torch._foreach_copy_(buffers, params)
+        return buffers
+
+    def release(self) -> None:
+        """Free the snapshot buffers (the plugin does at the end of each task)."""
+        self._buffers = []
 
     def _compiled(self, fn, slot: str, eager):
         compiled = torch.compile(fn, dynamic=False, fullgraph=True)

@@ -129,3 +129,103 @@ def test_a_compiled_adahat_run_equals_the_eager_one_to_float_rounding():
     eager, compiled = (_train_two_tasks(AdaHAT, c) for c in (False, True))
     for k in eager:
         torch.testing.assert_close(compiled[k], eager[k], rtol=1e-4, atol=1e-6)
+
+
+# ------------------------------------------------------------------ protect="update" fast paths
+
+
+def test_eager_blend_equals_the_readable_formula_bitwise():
+    """functional.lerp_outer_max_all_ (blocked, written into the parameter) is
+    blend_by_rates (parameter-sized outer max, lerp in the snapshot, copy back)."""
+    before, outs, ins = _case(3)
+    g = torch.Generator().manual_seed(4)
+    # a random mode's parameter-sized rate as the out rate, no input units
+    before.append(torch.randn(6, 5, generator=g))
+    outs.append(torch.rand(6, 5, generator=g))
+    ins.append(None)
+    after = [b + torch.randn(b.shape, generator=g) for b in before]
+    readable, fast = [t.clone() for t in after], [t.clone() for t in after]
+    snapshots = [b.clone() for b in before]
+    S.blend_by_rates(readable, [b.clone() for b in before], outs, ins)
+    F.lerp_outer_max_all_(fast, snapshots, outs, ins, block=16)  # small blocks: every branch
+    assert all(torch.equal(x, y) for x, y in zip(readable, fast))
+    assert all(torch.equal(s, b) for s, b in zip(snapshots, before))  # snapshots left as they were
+
+
+def test_snapshots_reuse_their_buffers():
+    maths = S.StepMaths()
+    params = [torch.randn(3, 4), torch.randn(4)]
+    first = maths.snapshot(params)
+    assert all(torch.equal(b, p) and b is not p for b, p in zip(first, params))
+    params[0].add_(1.0)
+    second = maths.snapshot(params)
+    assert all(a is b for a, b in zip(first, second))  # no allocation per step
+    assert torch.equal(second[0], params[0])
+    assert maths.snapshot([torch.randn(5)])[0].shape == (5,)  # other shapes: new buffers
+    maths.release()
+    assert maths._buffers == []
+
+
+def test_only_plain_sgd_updates_are_scaled_gradients():
+    from avalanche_adahat.optimizers import update_is_scaled_gradient
+
+    p = [torch.nn.Parameter(torch.zeros(2))]
+    assert update_is_scaled_gradient(torch.optim.SGD(p, lr=0.1))
+    assert update_is_scaled_gradient(torch.optim.SGD(p, lr=0.1, maximize=True))
+    assert not update_is_scaled_gradient(torch.optim.SGD(p, lr=0.1, momentum=0.9))
+    assert not update_is_scaled_gradient(torch.optim.SGD(p, lr=0.1, weight_decay=1e-4))
+    assert not update_is_scaled_gradient(torch.optim.Adam(p))
+
+    class MySGD(torch.optim.SGD):  # a subclass may change the update
+        pass
+
+    assert not update_is_scaled_gradient(MySGD(p, lr=0.1))
+
+
+def _train_sgd(cls, **kwargs):
+    benchmark = tensor_benchmark(n_tasks=3)
+    torch.manual_seed(0)
+    model = HATMLP(8, (12, 10), 2)
+    strategy = cls(
+        model=model,
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.2),
+        train_mb_size=16,
+        evaluator=EvaluationPlugin(loggers=[]),
+        **kwargs,
+    )
+    for experience in benchmark.train_stream:
+        strategy.train(experience)
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_update_under_plain_sgd_is_the_scaled_gradient_bitwise():
+    """protect="update" under plain SGD multiplies the gradient by the rate: bitwise the
+    readable gradient path (protect="gradient", scale_by_rates' hot path, no clipping)."""
+    update = _train_sgd(AdaHAT, protect="update", adjustment_intensity=0.1)
+    gradient = _train_sgd(AdaHAT, protect="gradient", adjustment_intensity=0.1)
+    assert all(torch.equal(update[k], gradient[k]) for k in update)
+
+
+def test_update_under_plain_sgd_equals_the_snapshot_path(monkeypatch):
+    """... and means what the snapshot path means: lerp(before, before - lr g, rate) equals
+    before - lr (rate g) exactly at rates 0 and 1 (HAT: bitwise), to float rounding between."""
+    for cls, exact in ((HAT, True), (AdaHAT, False)):
+        fast = _train_sgd(cls, protect="update", clip_grad_norm=1.0)
+        with monkeypatch.context() as m:  # force the snapshot-and-blend path
+            m.setattr("avalanche_adahat.plugins.update_is_scaled_gradient", lambda o: False)
+            blended = _train_sgd(cls, protect="update", clip_grad_norm=1.0)
+        for k in fast:
+            if exact:
+                assert torch.equal(fast[k], blended[k]), k
+            else:
+                torch.testing.assert_close(fast[k], blended[k], rtol=1e-5, atol=1e-6)
+
+
+def test_update_under_adam_equals_the_readable_blend_bitwise(monkeypatch):
+    """Preallocated snapshots and the eager blend give the bits of the readable path
+    (a fresh clone per step, blend_by_rates)."""
+    fast = _train_two_tasks(AdaHAT, False)
+    monkeypatch.setattr(S, "_blend_eager", S.blend_by_rates)
+    monkeypatch.setattr(S.StepMaths, "snapshot", lambda self, ps: [p.clone() for p in ps])
+    readable = _train_two_tasks(AdaHAT, False)
+    assert all(torch.equal(fast[k], readable[k]) for k in fast)
