@@ -219,9 +219,7 @@ def test_downloading_benchmarks_need_data_root(name, layout, scenario, capsys, t
     argv = ["compare", "--benchmark", name, "--scenario", scenario, "--strategies", "naive"]
     assert main([*argv, "--progress", "none", "--output", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
-    if (
-        scenario == "class" and BENCHMARKS[name].build_class is None
-    ):  # permuted: no classes to split
+    if scenario == "class" and BENCHMARKS[name].build_class is None:  # permuted: not split
         assert "--scenario class runs on split_digits" in err and f"not {name!r}" in err
     else:
         assert f"benchmark {name} needs --data-root DIR" in err and layout in err
