@@ -63,10 +63,15 @@ class SpaceModel:
         return f @ self.precision_means.t() + bias
 
     def mahalanobis(self, f: Tensor) -> Tensor:
-        """Squared Mahalanobis distance of ``f`` to every class mean, ``(B, C)``."""
-        diff = f[:, None, :] - self.means[None]  # (B, C, d)
-        z = torch.linalg.solve_triangular(self.chol, diff.reshape(-1, self.dim).t(), upper=False)
-        return (z * z).sum(dim=0).reshape(f.shape[0], -1)
+        """Squared Mahalanobis distance of ``f`` to every class mean, ``(B, C)``:
+        ``|L⁻¹f - L⁻¹μ_c|²`` with ``Σ = L Lᵀ``, one triangular solve per batch."""
+        if not hasattr(self, "white_means"):
+            self.white_means = self._whiten(self.means)
+        z = self._whiten(f)
+        return torch.cdist(z, self.white_means).square()
+
+    def _whiten(self, rows: Tensor) -> Tensor:
+        return torch.linalg.solve_triangular(self.chol, rows.t(), upper=False).t()
 
 
 class FeatureStatistics(nn.Module):
