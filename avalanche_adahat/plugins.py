@@ -36,6 +36,7 @@ from .composition import (
     check_labels_fit_head,
     check_optimizer_holds,
     check_strategy,
+    warn_short_schedule,
     warn_untrained_tasks,
 )
 from .config import PAPER_ADAHAT, AdaHATConfig, HATConfig
@@ -82,6 +83,7 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
             setattr(self, name, getattr(self.config, name))
         self._warned = False
         self._warned_untrained: set[int] = set()
+        self._warned_short = False  # the short-schedule hint, given once
         self._flushing = False  # inside a training step, subnormals flushed
         self._flush_was_on = False  # the thread's subnormal mode before it
         self.step_maths = StepMaths(self.compile_step)
@@ -184,6 +186,10 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
     def before_training_epoch(self, strategy, **kwargs):
         self.num_batches = max(1, len(strategy.dataloader))
         self.batch = 0
+        if self.task_steps == 0 and not getattr(self, "_warned_short", False):
+            self._warned_short = warn_short_schedule(
+                self.task_label, self.num_batches, strategy.train_epochs
+            )
 
     def before_training_iteration(self, strategy, **kwargs):
         self.batch = min(self.batch + 1, self.num_batches)

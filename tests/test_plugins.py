@@ -1,6 +1,7 @@
 """HATPlugin / AdaHATPlugin inside Avalanche: rates, exactness, validation."""
 
 import io
+import warnings
 
 import pytest
 import torch
@@ -348,6 +349,30 @@ def test_no_masks_are_stored_for_a_task_that_took_no_step(tiny_benchmark):
     assert model.trained_tasks() == [0]
 
 
+def test_a_short_schedule_is_hinted_once_naming_the_task_and_the_fix(tiny_benchmark):
+    model = HATMLP(8, (6,), 2)
+    strategy = HAT(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+                   train_mb_size=16, train_epochs=2, evaluator=_quiet())  # fmt: skip
+    with pytest.warns(UserWarning, match="task 0 trains for 6 optimizer steps") as seen:
+        strategy.train(tiny_benchmark.train_stream[0])  # 48 samples: 3 minibatches x 2
+    (hint,) = [w for w in seen if "optimizer steps" in str(w.message)]
+    assert hint.filename == __file__
+    assert "train_epochs=27 at this minibatch size" in str(hint.message)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*optimizer steps")
+        strategy.train(tiny_benchmark.train_stream[1])  # said once
+
+
+def test_a_long_enough_schedule_gives_no_hint(tiny_benchmark):
+    model = HATMLP(8, (6,), 2)
+    strategy = HAT(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+                   train_mb_size=4, train_epochs=7, evaluator=_quiet())  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*optimizer steps")
+        strategy.train(tiny_benchmark.train_stream[0])  # 12 minibatches x 7 = 84 steps
+    assert strategy.hat_plugin.task_steps == 84
+
+
 def test_plugin_on_model_without_masks_fails_before_training(tiny_benchmark):
     plain = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(8, 2))
     strategy = Naive(
@@ -427,13 +452,16 @@ def test_strategies_with_avalanche_evaluation_and_loggers(digits_benchmark):
     assert "Top1_Acc_Exp/eval_phase/test_stream/Task001/Exp001" in text.getvalue()
 
 
-def test_split_digits_hat_has_no_forgetting_and_both_beat_naive():
+def test_split_digits_hat_has_no_forgetting_and_both_forget_less_than_naive():
+    """The demo (evaluating the tasks trained so far): HAT forgets nothing, AdaHAT less
+    than Naive. Which is more accurate depends on the seed on so easy a benchmark
+    (seeds 0-3: HAT 0.993, 0.993, 0.991, 0.985; Naive 0.993, 0.965, 0.961, 0.991)."""
     from avalanche_adahat.demo import run_demo
 
     results = run_demo(seed=0)
     assert results["HAT"]["forgetting"] == 0.0
-    assert results["HAT"]["avg_acc"] > results["Naive"]["avg_acc"]
-    assert results["AdaHAT"]["avg_acc"] > results["Naive"]["avg_acc"]
+    assert results["AdaHAT"]["forgetting"] < results["Naive"]["forgetting"]
+    assert all(r["avg_acc"] > 0.95 for r in results.values())
 
 
 @pytest.mark.parametrize(
