@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import platform
 import random
+import subprocess
 import time
 import warnings
 from pathlib import Path
@@ -287,7 +288,27 @@ def versions() -> dict[str, str]:
         "torch": torch.__version__,
         "avalanche": getattr(avalanche, "__version__", "unknown"),
         "avalanche_adahat": __version__,
+        "avalanche_adahat_commit": source_commit(),
     }
+
+
+def source_commit() -> str | None:
+    """The git commit of the package's source (``-dirty`` when the package has uncommitted
+    changes), or ``None`` where the package is not a git checkout (an installed wheel)."""
+    root = Path(__file__).resolve().parents[2]
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    try:
+        if Path(git("rev-parse", "--show-toplevel") or "/nonexistent").resolve() != root:
+            return None
+        sha = git("rev-parse", "--short=12", "HEAD")
+        dirty = git("status", "--porcelain", "--", "avalanche_adahat")
+    except OSError:  # no git
+        return None
+    return (sha + ("-dirty" if dirty else "")) or None
 
 
 def run_compare(config: dict, command: str | None = None) -> dict:
