@@ -132,10 +132,11 @@ def offline_cifar(monkeypatch):
 
 # --------------------------------------------------------------------------- CIFAR-10, MNIST
 def test_split_cifar10_class_incremental_from_its_on_disk_format(tmp_path, offline_cifar):
+    # (streaming_lda is tested on digits: on 3,072 raw pixels it takes ~40 s here)
     write_fake_cifar10(tmp_path / "data")
     res = _compare(
         tmp_path, "--benchmark", "split_cifar10", "--data-root", str(tmp_path / "data"),
-        "--n-experiences", "2", "--strategies", "naive,streaming_lda,replay_200", "--epochs", "1",
+        "--n-experiences", "2", "--strategies", "naive,replay_200", "--epochs", "1",
     )  # fmt: skip
     assert res["config"]["benchmark"] == "split_cifar10" and res["config"]["class_order"] == (
         "natural"
@@ -144,9 +145,6 @@ def test_split_cifar10_class_incremental_from_its_on_disk_format(tmp_path, offli
         run = s["per_seed"]["0"]
         assert len(run["acc_matrix"]) == 2 and 0.0 <= run["avg_acc"] <= 1.0
         assert run["class_order"] == list(range(10)) and run["eval_seconds"] > 0
-    slda = res["strategies"]["streaming_lda"]["per_seed"]["0"]
-    d = 3 * 32 * 32  # raw pixels: class means, class counts, one d x d covariance (float32)
-    assert slda["memory_bytes"] == (10 * d + 10 + d * d) * 4 and slda["stored_samples"] == 0
     assert res["strategies"]["naive"]["per_seed"]["0"]["memory_bytes"] == 0
     replay = res["strategies"]["replay_200"]["per_seed"]["0"]  # 20 images of 3,072 bytes
     assert replay["stored_samples"] == 20 and replay["memory_bytes"] == 20 * 3072
