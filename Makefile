@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 FMNIST_DIR ?= /usr/share/datasets/fashion-mnist
 
-.PHONY: demo test lint format data clean
+.PHONY: demo test lint format data docs clean
 
 $(VENV)/.installed: pyproject.toml requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,12 @@ format: $(VENV)/.installed
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: $(VENV)/.installed data lint
+# The documentation site (README, algorithm, results, API reference) in build/site,
+# with every warning an error.
+docs: $(VENV)/.installed
+	$(VENV)/bin/mkdocs build --strict --quiet
+
+test: $(VENV)/.installed data lint docs
 	$(PY) -m pytest -n 2 -q
 
 clean:
