@@ -437,7 +437,9 @@ def _check_reshapes(model: nn.Module, graph, reshapes: list, input_shape: tuple)
                 node,
                 f"it reshapes {before} to {after}, not each sample into one vector {want} "
                 f"(layer {index} of the chain)",
-                "write torch.flatten(x, 1) to flatten each sample",
+                "only a flatten of each sample into a vector converts: write "
+                "torch.flatten(x, 1); for another reshape, feed the data in the shape the "
+                "layers expect (and give that input_shape)",
             )
 
 
