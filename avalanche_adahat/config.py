@@ -21,6 +21,7 @@ from .checks import (
     check_non_negative_int,
     check_one_of,
     check_positive,
+    check_positive_int,
     check_unit_interval,
 )
 from .functional import ADAHAT_MODES, HAT_MODES, INIT_MODES, REG_MODES
@@ -90,6 +91,9 @@ class HATConfig:
         and a logit rule (:data:`~avalanche_adahat.task_inference.LOGIT_RULES`), off
         otherwise. The feature rules (``"lda_cascade"``, the default, and
         ``"mahalanobis"``) need none.
+    :param cov_rank: with a feature rule, keep each task space's covariance as its
+        ``cov_rank`` leading eigenpairs plus an isotropic rest (``d·k + k + 1``
+        float64 values instead of ``d²``); ``None`` (default): the full covariance.
     """
 
     adjustment_mode: str = "hat"
@@ -108,6 +112,7 @@ class HATConfig:
     task_ids: str = "given"
     task_inference: str | None = None
     calibrate_task_inference: bool | None = None
+    cov_rank: int | None = None
 
     #: The ``adjustment_mode`` values this config takes.
     allowed_modes: ClassVar[tuple[str, ...]] = HAT_MODES
@@ -150,6 +155,13 @@ class HATConfig:
         per_experience = self.task_ids == "per_experience"
         if per_experience and self.task_inference is None:
             object.__setattr__(self, "task_inference", self.default_task_inference)
+        if self.cov_rank is not None:
+            check_positive_int("cov_rank", self.cov_rank)
+            if self.task_inference not in TI.FEATURE_RULES:
+                raise ValueError(
+                    f"cov_rank={self.cov_rank!r} needs a feature rule as task_inference (one "
+                    f"of {TI.FEATURE_RULES}), got task_inference={self.task_inference!r}"
+                )
         logit_rule = self.task_inference in TI.LOGIT_RULES
         if self.calibrate_task_inference is None:  # on where a logit rule needs it
             object.__setattr__(self, "calibrate_task_inference", per_experience and logit_rule)

@@ -266,17 +266,27 @@ class HATModule(MultiTaskModule):
             calibration = torch.stack(
                 [self.task_score_stats(t)[index] for t in self.trained_tasks()]
             )
-        statistics = self.feature_statistics() if rule in FEATURE_RULES else None
+        statistics = getattr(self, "task_statistics", None) if rule in FEATURE_RULES else None
         logits, self.last_inferred_tasks = infer(self, x, rule, calibration, statistics)
         return logits
 
-    def feature_statistics(self) -> FeatureStatistics:
+    def feature_statistics(self, cov_rank: int | None = None) -> FeatureStatistics:
         """The class statistics of every trained task's feature space (feature-statistics
         task inference, :mod:`avalanche_adahat.inference`); a submodule, so that
-        ``state_dict()`` and checkpoints carry it. Created empty on first use."""
+        ``state_dict()`` and checkpoints carry it. Created empty on first use, keeping
+        covariances of rank ``cov_rank`` (``None``: full)."""
         if not hasattr(self, "task_statistics"):
-            self.task_statistics = FeatureStatistics()
+            self.task_statistics = FeatureStatistics(cov_rank)
             self.task_statistics.to(self.hat_masks()[0].cumulative.device)
+        elif cov_rank != self.task_statistics.rank and self.task_statistics.spaces():
+            raise ValueError(
+                f"cov_rank={cov_rank!r}, but this model's feature statistics keep "
+                f"cov_rank={self.task_statistics.rank!r}; keep one rank for the whole stream"
+            )
+        elif cov_rank != self.task_statistics.rank:  # nothing gathered yet: take the new rank
+            self.task_statistics = FeatureStatistics(cov_rank).to(
+                self.task_statistics.cov_rank.device
+            )
         return self.task_statistics
 
     def task_router_bytes(self) -> int:
@@ -306,8 +316,8 @@ class HATModule(MultiTaskModule):
             name = key[len(prefix) :] if key.startswith(prefix) else ""
             if name.startswith("score_stats_T") and "." not in name and not hasattr(self, name):
                 self.register_buffer(name, torch.zeros_like(value))
-            if name.startswith("task_statistics."):
-                self.feature_statistics()  # its buffers are made by its own loader
+            if name.startswith("task_statistics.") and not hasattr(self, "task_statistics"):
+                self.feature_statistics()  # its buffers (and rank) are made by its own loader
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def hat_masks(self) -> list[HATMask]:

@@ -388,7 +388,7 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
             spaces = model.trained_tasks() if cascade else [self.task_label]
             update_statistics(
                 model,
-                model.feature_statistics(),
+                model.feature_statistics(self.cov_rank),
                 strategy.experience.dataset,
                 self.task_label,
                 spaces,

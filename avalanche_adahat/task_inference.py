@@ -156,7 +156,7 @@ def feature_scores(model, x: Tensor, tasks: list[int], width: int, rule: str, st
         out, f = forward_with_features(model, x, t)
         logits.append(torch.nn.functional.pad(out, (0, width - out.shape[1]), value=MASKED_LOGIT))
         features.append(f)
-    missing = [t for t in tasks if t not in statistics.spaces()]
+    missing = [t for t in tasks if statistics is None or t not in statistics.spaces()]
     if missing:
         raise ValueError(
             f"task_inference={rule!r} needs the feature statistics of every trained task; "

@@ -74,7 +74,11 @@ def test_config_is_frozen_and_replace_checks():
 
 def test_per_experience_resolves_the_task_inference_defaults():
     config = HATConfig(task_ids="per_experience")
-    assert config.task_inference == "entropy" and config.calibrate_task_inference is True
+    assert config.task_inference == "lda_cascade" and config.calibrate_task_inference is False
+    logit = HATConfig(task_ids="per_experience", task_inference="entropy")
+    assert logit.calibrate_task_inference is True
+    adahat = AdaHATConfig(task_ids="per_experience")  # its task networks move: a logit rule
+    assert adahat.task_inference == "entropy" and adahat.calibrate_task_inference is True
     assert HATConfig().calibrate_task_inference is False
 
 

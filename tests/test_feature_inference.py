@@ -33,7 +33,7 @@ def stream():
     return tensor_benchmark(task_labels=False, n_tasks=3, per_class=30, seed=1)
 
 
-def _train(stream, rule="lda_cascade", tasks=3, seed=0):
+def _train(stream, rule="lda_cascade", tasks=3, seed=0, **hyperparameters):
     torch.manual_seed(seed)
     model = HATMLP(8, (16, 16))
     strategy = HAT(
@@ -46,6 +46,7 @@ def _train(stream, rule="lda_cascade", tasks=3, seed=0):
         evaluator=EvaluationPlugin(
             accuracy_metrics(stream=True), task_id_accuracy_metrics(), loggers=[]
         ),
+        **hyperparameters,
     )
     for exp in stream.train_stream[:tasks]:
         strategy.train(exp)
@@ -279,3 +280,83 @@ def test_tasks_that_reuse_class_ids_keep_separate_classes():
     s = stats.space(0)
     assert s["classes"].tolist() == [0, 0] and s["owners"].tolist() == [0, 1]
     assert s["sums"].tolist() == [[1.0, 1.0], [5.0, 5.0]]
+
+
+def _sums(f, y, classes):
+    onehot = (y[:, None] == classes[None]).to(F64)
+    return onehot.sum(0), onehot.t() @ f, f.t() @ f
+
+
+def test_cov_rank_keeps_the_leading_eigenpairs_and_the_mean_of_the_rest():
+    g = torch.Generator().manual_seed(0)
+    f = torch.randn(60, 5, generator=g, dtype=F64) * torch.tensor(
+        [5.0, 3.0, 1.0, 0.5, 0.2], dtype=F64
+    )
+    y = torch.arange(60) % 3
+    classes = torch.arange(3)
+    full, low, whole = (
+        FeatureStatistics(),
+        FeatureStatistics(cov_rank=2),
+        FeatureStatistics(cov_rank=9),
+    )
+    for stats in (full, low, whole):
+        stats.add_sums(0, classes, 0, *_sums(f, y, classes))
+    exact = full.scatter(0)
+    values, vectors = torch.linalg.eigh(exact)
+    top = vectors[:, 3:]
+    expected = (top * values[3:]) @ top.t() + values[:3].mean() * (
+        torch.eye(5, dtype=F64) - top @ top.t()
+    )
+    torch.testing.assert_close(low.scatter(0), expected, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(whole.scatter(0), exact, rtol=1e-10, atol=1e-10)  # rank >= d: exact
+    assert low.nbytes() < full.nbytes()
+    # a later task's classes are added exactly to the approximation, then truncated again
+    f2 = torch.randn(20, 5, generator=g, dtype=F64)
+    y2 = torch.full((20,), 7)
+    low.add_sums(0, torch.tensor([7]), 1, *_sums(f2, y2, torch.tensor([7])))
+    added = f2.t() @ f2 - f2.sum(0)[:, None] @ f2.sum(0)[None] / 20
+    values, vectors = torch.linalg.eigh(expected + added)
+    top = vectors[:, 3:]
+    again = (top * values[3:]) @ top.t() + values[:3].mean() * (
+        torch.eye(5, dtype=F64) - top @ top.t()
+    )
+    torch.testing.assert_close(low.scatter(0), again, rtol=1e-10, atol=1e-10)
+    with pytest.raises(ValueError, match="each class's samples are added at once"):
+        low.add_sums(0, torch.tensor([7]), 1, *_sums(f2, y2, torch.tensor([7])))
+    with pytest.raises(ValueError, match="cov_rank must be a positive integer, got 0"):
+        FeatureStatistics(cov_rank=0)
+
+
+def test_cov_rank_routes_and_resumes_with_its_rank(stream):
+    model, strategy = _train(stream, cov_rank=4)
+    assert model.task_statistics.rank == 4
+    results = strategy.eval(stream.test_stream)
+    assert results["TaskIdAcc_Stream/eval_phase/test_stream/Task000"] > 0.9
+    fresh = FeatureStatistics()  # the rank comes back with the buffers
+    fresh.load_state_dict(model.task_statistics.state_dict())
+    assert fresh.rank == 4 and fresh.spaces() == [0, 1, 2]
+    for field, value in model.task_statistics.space(0).items():
+        assert torch.equal(value, fresh.space(0)[field])
+    with pytest.raises(ValueError, match="keep one rank for the whole stream"):
+        model.feature_statistics(8)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (
+            {"cov_rank": 0, "task_ids": "per_experience"},
+            "cov_rank must be a positive integer, got 0",
+        ),
+        ({"cov_rank": 8}, "cov_rank=8 needs a feature rule as task_inference"),
+        (
+            {"cov_rank": 8, "task_ids": "per_experience", "task_inference": "entropy"},
+            "needs a feature rule",
+        ),
+    ],
+)
+def test_cov_rank_is_checked(kwargs, match):
+    from avalanche_adahat import HATPlugin
+
+    with pytest.raises(ValueError, match=match):
+        HATPlugin(**kwargs)

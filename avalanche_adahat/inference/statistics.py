@@ -14,6 +14,11 @@ shrunk towards ``tr(Σ)/d · I`` by the oracle-approximating shrinkage (OAS,
 Chen et al., IEEE TSP 2010) so that a space with more units than samples still
 gets a well-conditioned estimate.
 
+With ``cov_rank=k`` a space keeps its within-class scatter as the ``k`` leading
+eigenpairs plus the mean of the other eigenvalues (``U Λ Uᵀ + ρ (I - U Uᵀ)``),
+``d k + k + 1`` values instead of ``d²``: each task's scatter is added exactly to
+that approximation and the result truncated again.
+
 All of it lives in buffers of one module, so ``state_dict()`` and Avalanche
 checkpoints carry it and a resumed run continues bitwise.
 """
@@ -23,9 +28,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ..checks import check_positive_int
+
 __all__ = ["FeatureStatistics", "SpaceModel", "oas_shrinkage"]
 
-_FIELDS = ("classes", "owners", "counts", "sums", "moment")
+_FIELDS = ("classes", "owners", "counts", "sums", "moment")  # full covariance
+_LOW_RANK_FIELDS = ("classes", "owners", "counts", "sums", "basis", "values", "rest")
 
 
 def oas_shrinkage(cov: Tensor, n: float) -> float:
@@ -43,11 +51,11 @@ class SpaceModel:
     """The Gaussian model of one space: class means, the shared covariance and the
     linear discriminant ``g_c(f) = fᵀ Σ⁻¹ μ_c - ½ μ_cᵀ Σ⁻¹ μ_c`` (equal class priors)."""
 
-    def __init__(self, classes: Tensor, owners: Tensor, counts: Tensor, sums: Tensor, moment):
+    def __init__(self, classes: Tensor, owners: Tensor, counts: Tensor, sums: Tensor, scatter):
+        """``scatter``: the pooled within-class scatter ``Σ_c Σ_{f ∈ c} (f - μ_c)(f - μ_c)ᵀ``."""
         self.classes, self.owners = classes, owners
         self.means = sums / counts[:, None]
         n, c = float(counts.sum()), counts.numel()
-        scatter = moment - (sums.t() / counts) @ sums
         cov = scatter / max(n - c, 1.0)
         d = cov.shape[0]
         self.shrinkage = oas_shrinkage(cov, max(n - c, 1.0))
@@ -83,9 +91,18 @@ class FeatureStatistics(nn.Module):
     ``sums`` ``(C, d_j)`` and ``moment`` ``(d_j, d_j)``, all float64 but the ids.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, cov_rank: int | None = None) -> None:
         super().__init__()
+        if cov_rank is not None:
+            check_positive_int("cov_rank", cov_rank)
+        # 0: full covariance; a buffer, so that a checkpoint restores it
+        self.register_buffer("cov_rank", torch.tensor(cov_rank or 0))
         self._models: dict[int, SpaceModel] = {}
+
+    @property
+    def rank(self) -> int | None:
+        """The covariance rank kept per space (``None``: full)."""
+        return int(self.cov_rank) or None
 
     def spaces(self) -> list[int]:
         """The task labels that have a space, in order of creation."""
@@ -99,7 +116,18 @@ class FeatureStatistics(nn.Module):
         """The buffers of space ``j`` by field name."""
         if not hasattr(self, f"counts_T{j}"):
             raise KeyError(f"no feature statistics for task {j}")
-        return {f: getattr(self, f"{f}_T{j}") for f in _FIELDS}
+        fields = _FIELDS if hasattr(self, f"moment_T{j}") else _LOW_RANK_FIELDS
+        return {f: getattr(self, f"{f}_T{j}") for f in fields}
+
+    def scatter(self, j: int) -> Tensor:
+        """The pooled within-class scatter of space ``j``, ``(d_j, d_j)`` (its low-rank
+        approximation with ``cov_rank``)."""
+        s = self.space(j)
+        if "moment" in s:
+            return s["moment"] - (s["sums"].t() / s["counts"]) @ s["sums"]
+        basis, values, rest = s["basis"], s["values"], s["rest"]
+        eye = torch.eye(basis.shape[0], dtype=basis.dtype, device=basis.device)
+        return (basis * values) @ basis.t() + rest * (eye - basis @ basis.t())
 
     def owners(self, j: int) -> set[int]:
         """The tasks whose data space ``j`` has seen."""
@@ -123,12 +151,16 @@ class FeatureStatistics(nn.Module):
             self.register_buffer(f"owners_T{j}", classes.new_empty(0))
             self.register_buffer(f"counts_T{j}", moment.new_zeros(0))
             self.register_buffer(f"sums_T{j}", moment.new_zeros(0, d))
-            self.register_buffer(f"moment_T{j}", moment.new_zeros(d, d))
+            if self.rank is None:
+                self.register_buffer(f"moment_T{j}", moment.new_zeros(d, d))
+            else:
+                k = min(self.rank, d)
+                self.register_buffer(f"basis_T{j}", moment.new_zeros(d, k))
+                self.register_buffer(f"values_T{j}", moment.new_zeros(k))
+                self.register_buffer(f"rest_T{j}", moment.new_zeros(()))
         s = self.space(j)
-        if moment.shape != s["moment"].shape:
-            raise ValueError(
-                f"space {j} has {s['moment'].shape[0]} features, got {moment.shape[0]}"
-            )
+        if moment.shape[0] != s["sums"].shape[1]:
+            raise ValueError(f"space {j} has {s['sums'].shape[1]} features, got {moment.shape[0]}")
         # A class is (its id, its task): tasks may reuse ids (class ids from 0 in each).
         mine = s["classes"][s["owners"] == owner]
         missing = classes[~torch.isin(classes, mine)]
@@ -142,23 +174,44 @@ class FeatureStatistics(nn.Module):
             s = self.space(j)
         match = (classes[:, None] == s["classes"][None]) & (s["owners"] == owner)[None]
         at = match.to(torch.long).argmax(dim=1)
+        if "moment" in s:
+            s["moment"].add_(moment.to(torch.float64))
+        else:
+            if missing.numel() != classes.numel():
+                raise ValueError(
+                    f"with cov_rank, each class's samples are added at once; space {j} "
+                    f"already holds classes {sorted(set(classes.tolist()) - set(missing.tolist()))} "
+                    f"of task {owner}"
+                )
+            counts, sums = counts.to(torch.float64), sums.to(torch.float64)
+            added = moment.to(torch.float64) - (sums.t() / counts) @ sums
+            self._truncate(j, self.scatter(j) + added)
         s["counts"].index_add_(0, at, counts.to(torch.float64))
         s["sums"].index_add_(0, at, sums.to(torch.float64))
-        s["moment"].add_(moment.to(torch.float64))
         self._models.pop(j, None)
+
+    def _truncate(self, j: int, scatter: Tensor) -> None:
+        """Keep the leading eigenpairs of ``scatter`` and the mean of the other eigenvalues."""
+        basis = getattr(self, f"basis_T{j}")
+        d, k = basis.shape
+        values, vectors = torch.linalg.eigh(scatter)  # ascending
+        basis.copy_(vectors[:, d - k :])
+        getattr(self, f"values_T{j}").copy_(values[d - k :])
+        rest = values[: d - k].mean() if k < d else values.new_zeros(())
+        getattr(self, f"rest_T{j}").copy_(rest.clamp_min(0.0))
 
     def model(self, j: int) -> SpaceModel:
         """The Gaussian model of space ``j`` (computed once per change of its sums)."""
         if j not in self._models:
             s = self.space(j)
             self._models[j] = SpaceModel(
-                s["classes"], s["owners"], s["counts"], s["sums"], s["moment"]
+                s["classes"], s["owners"], s["counts"], s["sums"], self.scatter(j)
             )
         return self._models[j]
 
     def nbytes(self) -> int:
-        """Bytes held by the statistics."""
-        return sum(b.numel() * b.element_size() for b in self.buffers())
+        """Bytes held by the statistics of every space."""
+        return sum(b.numel() * b.element_size() for n, b in self.named_buffers() if "_T" in n)
 
     def _apply(self, fn, *args, **kwargs):
         self._models.clear()  # models hold tensors of the old device or dtype
@@ -168,7 +221,7 @@ class FeatureStatistics(nn.Module):
         # A checkpoint's spaces may not exist here yet, or have other sizes.
         for key, value in state_dict.items():
             name = key[len(prefix) :] if key.startswith(prefix) else ""
-            if name.split("_T", 1)[0] in _FIELDS and "." not in name:
+            if name.split("_T", 1)[0] in _FIELDS + _LOW_RANK_FIELDS and "." not in name:
                 self.register_buffer(name, torch.zeros_like(value))
         self._models.clear()
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
