@@ -1,19 +1,14 @@
-"""AdaHAT robustness grid: candidate defaults against HAT, Naive and EWC over schedules.
-
-Issue 24: AdaHAT's defaults were tuned on one schedule (Permuted FMNIST 20 tasks, full data,
-1 epoch, ~469 steps/task). This script runs ``avalanche-adahat compare`` over a grid of
-schedules (cells) and ranks the candidates by their worst case over the cells: the smallest
-margin over max(HAT, Naive), paired per seed.
+"""AdaHAT robustness grid (issue 24): candidate defaults against HAT, Naive and EWC over
+schedules, ranked by their worst case: the smallest margin over max(HAT, Naive), paired per seed.
 
     python benchmarks/robustness_grid.py run --commit C --snapshot /tmp/snap_C --seeds 0
     python benchmarks/robustness_grid.py summary
 
-``run`` trains one job at a time, each ``compare`` in its own process
-(``python -P -m avalanche_adahat compare`` with ``PYTHONPATH`` = the snapshot, so the working
-tree cannot reach it; one thread) into ``docs/results/grid/<cell>_s<seed>/<job>/``; a job whose
-folder has results.json, or whose strategies and seed a reused folder holds, is skipped, so
-``run`` resumes. ``summary`` reads the folders and writes docs/ROBUSTNESS_GRID.md and
-docs/results/grid/{margin.png, grid.json, README.md}.
+``run`` trains one ``compare`` job at a time, each in its own process (``python -P -m
+avalanche_adahat compare``, ``PYTHONPATH`` = the snapshot, one thread), into
+``docs/results/grid/<cell>_s<seed>/<job>/``, skipping jobs done (results.json) or held by a
+reused folder, so it resumes. ``summary`` writes docs/ROBUSTNESS_GRID.md and
+docs/results/grid/{margin.png, grid.json, README.md} from the folders.
 """
 
 from __future__ import annotations
@@ -162,7 +157,10 @@ def load(root: Path, cells: list[Cell], reuse: bool = True) -> dict:
             check_config(results["config"], cell, strategy, label, folder)
             source = str(folder.relative_to(root))
             for seed, ps in results["strategies"][strategy]["per_seed"].items():
-                record = {"avg_acc": ps["avg_acc"], "bwt": ps["bwt"], "source": source}
+                m = ps["acc_matrix"]  # accuracy when learnt: mean of the diagonal
+                learnt = statistics.fmean(m[i][i] for i in range(len(m)))
+                record = {"avg_acc": ps["avg_acc"], "bwt": ps["bwt"], "learnt": learnt}
+                record["source"] = source
                 data[cell.name].setdefault(label, {})[int(seed)] = record
     return data
 
@@ -237,6 +235,11 @@ def analyse(data: dict, cells: list[Cell]) -> dict:
 
 
 # ============================================================================ writing
+def _learnt_bwt(runs: dict) -> str:
+    mean = {k: statistics.fmean(r[k] for r in runs.values()) for k in ("learnt", "bwt")} if runs else {}  # fmt: skip
+    return f"{mean['learnt']:.3f} / {mean['bwt']:+.3f}" if runs else "–"
+
+
 def _margin_text(m: dict | None) -> str:
     return "–" if m is None else fmt(m["per_seed"], sign=True)
 
@@ -268,6 +271,17 @@ def markdown(data: dict, result: dict, cells: list[Cell], command: str, commits:
         out.append(f"| {c} | {by[c].title} | {by[c].steps} | " + " | ".join(cols) + " |")
     out += [
         "",
+        "Why: accuracy when learnt (mean of the accuracy matrix's diagonal, the plasticity) / "
+        "BWT (the forgetting), means over the same seeds.",
+        "",
+        "| cell | " + " | ".join(labels) + " |",
+        "| --- |" + " --- |" * len(labels),
+    ]
+    for c in names:
+        cols = [_learnt_bwt(data[c].get(k, {})) for k in labels]
+        out.append(f"| {c} | " + " | ".join(cols) + " |")
+    out += [
+        "",
         "## Margin over max(HAT, Naive)",
         "",
         "Per seed, the candidate's average accuracy minus the larger of HAT's and Naive's on the "
@@ -282,6 +296,9 @@ def markdown(data: dict, result: dict, cells: list[Cell], command: str, commits:
         tail = [f"**{w['margin']:+.3f}**", w["cell"], f"{w['cells']}/{len(names)}"] if w else ["–", "–", "0"]  # fmt: skip
         cols = [_margin_text(result["margins"][k][c]) for c in names]
         out.append(f"| {k} | " + " | ".join(cols + tail) + " |")
+    best = {c: max((k for k in CANDIDATES if result["margins"][k][c]), default=None, key=lambda k: result["margins"][k][c]["margin"]) for c in names}  # fmt: skip
+    cols = [f"{k} {result['margins'][k][c]['margin']:+.3f}" if k else "–" for c, k in best.items()]
+    out.append("| best candidate of the cell | " + " | ".join(cols) + " | | | |")
     out += ["", "![margin per candidate and cell](results/grid/margin.png)", ""]
     if result["winner"]:
         k, w = result["winner"], result["worst"][result["winner"]]
@@ -389,13 +406,9 @@ def summary(args: argparse.Namespace) -> int:
 
 # ============================================================================ running
 def _rounded(x):
-    if isinstance(x, float):
-        return float(f"{x:.6g}")
-    if isinstance(x, list):
-        return [_rounded(v) for v in x]
     if isinstance(x, dict):
         return {k: _rounded(v) for k, v in x.items()}
-    return x
+    return [_rounded(v) for v in x] if isinstance(x, list) else float(f"{x:.6g}") if isinstance(x, float) else x  # fmt: skip
 
 
 def covered_by_reuse(cell: Cell, job: str, seed: int, root: Path) -> bool:

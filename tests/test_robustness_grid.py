@@ -23,7 +23,11 @@ def _write(script, root, cell, seed, job, accs, params=None, **config_changes):
         params = {"adahat": {"protect": "update", "adjustment_intensity": alpha}}
     config = {**cell_obj.settings, **script.COMMON, "params": params, **config_changes}
     strategies = {
-        name: {"per_seed": {str(seed): {"avg_acc": acc, "bwt": -0.01}}}
+        name: {
+            "per_seed": {
+                str(seed): {"avg_acc": acc, "bwt": -0.01, "acc_matrix": [[1.0, None], [acc, 0.5]]}
+            }
+        }
         for name, acc in accs.items()
     }
     folder = root / script.GRID / f"{cell}_s{seed}" / job
@@ -83,6 +87,10 @@ def test_summary_writes_the_page_the_figure_and_grid_json(tmp_path):
     assert "| a1e-2 | +0.010 ± 0.000 (2) | -0.005 (1) | **-0.005** | sfm5 | 2/2 |" in page
     assert "| a0.1 | +0.015 ± 0.049 (2) | -0.020 (1) | **-0.020** | sfm5 | 2/2 |" in page
     assert "**Largest worst case: a1e-2**, -0.005" in page
+    assert "| best candidate of the cell | a0.1 +0.015 | a1e-2 -0.005 |" in page
+    assert (
+        "| sfm5 | 0.750 / -0.010 | 0.750 / -0.010 | – | 0.750 / -0.010 |" in page
+    )  # diagonal mean
     assert "| pfm20_s50 | 0.710 ± 0.014 (2) | a0.1 0.650 ± 0.071 (2) | +0.060 ± 0.057 (2) | **yes** |" in page  # fmt: skip
     assert "robustness_grid.py summary --root" in page and "commit abc1234" in page
     assert (tmp_path / script.GRID / "margin.png").stat().st_size > 1000
