@@ -14,6 +14,8 @@ rate below is a decreasing function of that measure, so the rate of the
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -270,13 +272,22 @@ def outer_max(out_rate: Tensor, in_rate: Tensor | None, shape: torch.Size) -> Te
     return torch.maximum(out_view, in_rate.view(1, -1, *tail[1:]))
 
 
+#: (output unit, input unit) pairs whose outer max the eager step builds at a time.
+BLOCK = 1 << 18
+
+
 def mul_outer_max_(
-    grad: Tensor, out_rate: Tensor, in_rate: Tensor | None, block: int = 1 << 18
+    grad: Tensor,
+    out_rate: Tensor,
+    in_rate: Tensor | None,
+    block: int = BLOCK,
+    workspace: Tensor | None = None,
 ) -> Tensor:
     """``grad *= outer_max(out_rate, in_rate, grad.shape)`` in place, without a
     parameter-sized temporary: the outer max is built for blocks of about
     ``block`` (output unit, input unit) pairs at a time (1 MiB of float32 by
-    default: few blocks, so few ops per step, and a temporary that stays in cache).
+    default: few blocks, so few ops per step, and a temporary that stays in cache),
+    written into ``workspace`` (a 1-D tensor of at least ``block`` elements) if given.
 
     The rates are unit vectors, or already viewed for broadcasting (``out_rate``
     as ``(n, 1, ...)``, ``in_rate`` as ``(1, m, 1, ...)``: see :func:`rate_views`).
@@ -284,20 +295,35 @@ def mul_outer_max_(
     out_view, in_view = rate_views(out_rate, in_rate, grad.dim())
     if in_view is None:
         return grad.mul_(out_view)
-    for rows, rates in _outer_max_blocks(grad.shape, out_view, in_view, block):
+    for rows, rates in _outer_max_blocks(grad.shape, out_view, in_view, block, workspace):
         target, factor = _pairwise(grad[rows], rates)
         target.mul_(factor)
     return grad
 
 
-def _outer_max_blocks(shape: torch.Size, out_view: Tensor, in_view: Tensor, block: int):
+def _outer_max(out_view: Tensor, in_view: Tensor, workspace: Tensor | None, offset: int = 0):
+    """``torch.maximum(out_view, in_view)``, written into ``workspace[offset:]`` where it
+    fits: a temporary allocated per step would cost page faults each time (glibc gives
+    blocks of this size back to the system when they are freed)."""
+    if workspace is None:
+        return torch.maximum(out_view, in_view)
+    shape = torch.broadcast_shapes(out_view.shape, in_view.shape)
+    n = math.prod(shape)
+    if offset + n > workspace.numel():
+        return torch.maximum(out_view, in_view)
+    return torch.maximum(out_view, in_view, out=workspace[offset : offset + n].view(shape))
+
+
+def _outer_max_blocks(
+    shape: torch.Size, out_view: Tensor, in_view: Tensor, block: int, workspace=None
+):
     """``(rows, rates)``: the outer max of viewed unit rates (:func:`rate_views`) for
     consecutive slices of output units (dim 0) of a parameter of ``shape``, about
-    ``block`` (output unit, input unit) pairs at a time."""
+    ``block`` (output unit, input unit) pairs at a time (each in ``workspace`` if given)."""
     step = max(1, block // max(1, shape[1]))
     for i in range(0, shape[0], step):
         rows = slice(i, i + step)
-        yield rows, torch.maximum(out_view[rows], in_view)
+        yield rows, _outer_max(out_view[rows], in_view, workspace)
 
 
 def lerp_outer_max_all_(
@@ -305,7 +331,8 @@ def lerp_outer_max_all_(
     befores: list[Tensor],
     out_rates: list[Tensor],
     in_rates: list[Tensor | None],
-    block: int = 1 << 18,
+    block: int = BLOCK,
+    workspace: Tensor | None = None,
 ) -> None:
     """``p = lerp(before, p, outer_max(out_rate, in_rate))`` in place in every ``p``: the
     eager hot path of :func:`avalanche_adahat.step.blend_by_rates` (``protect="update"``),
@@ -313,14 +340,14 @@ def lerp_outer_max_all_(
 
     One pass over each parameter and its snapshot: the ``lerp`` writes into ``p``
     (no copy back), the outer max is built for about ``block`` pairs at a time (no
-    parameter-sized temporary, :func:`mul_outer_max_`), and ``befores`` (preallocated
-    snapshots) are left as they are."""
+    parameter-sized temporary, :func:`mul_outer_max_`; in ``workspace`` if given), and
+    ``befores`` (preallocated snapshots) are left as they are."""
     for p, before, out_rate, in_rate in zip(params, befores, out_rates, in_rates):
         out_view, in_view = rate_views(out_rate, in_rate, p.dim())
         if in_view is None:
             torch.lerp(before, p, out_view.to(p.dtype), out=p)
             continue
-        for rows, rates in _outer_max_blocks(p.shape, out_view, in_view, block):
+        for rows, rates in _outer_max_blocks(p.shape, out_view, in_view, block, workspace):
             target = p[rows]
             torch.lerp(before[rows], target, rates.to(p.dtype), out=target)
 
@@ -339,10 +366,17 @@ def _pairwise(grad: Tensor, pair_rates: Tensor) -> tuple[Tensor, Tensor]:
     return grad.view(pairs, -1).t(), pair_rates.view(pairs)
 
 
-def _pairwise_maxima(grads: list[Tensor], outs: list[Tensor], ins: list[Tensor]):
+def _pairwise_maxima(grads: list[Tensor], outs: list[Tensor], ins: list[Tensor], workspace=None):
     """Targets and factors (:func:`_pairwise`) of several weights' outer maxima,
-    the maxima built by one foreach call."""
-    pairs = [_pairwise(g, m) for g, m in zip(grads, torch._foreach_maximum(outs, ins))]
+    the maxima built by one foreach call, or one after the other in ``workspace``."""
+    if workspace is None:
+        maxima = torch._foreach_maximum(outs, ins)
+    else:
+        maxima, offset = [], 0
+        for o, i in zip(outs, ins):
+            maxima.append(_outer_max(o, i, workspace, offset))
+            offset += maxima[-1].numel()
+    pairs = [_pairwise(g, m) for g, m in zip(grads, maxima)]
     return [t for t, _ in pairs], [f for _, f in pairs]
 
 
@@ -350,12 +384,16 @@ def mul_outer_max_all_(
     grads: list[Tensor],
     out_rates: list[Tensor],
     in_rates: list[Tensor | None],
-    block: int = 1 << 18,
+    block: int = BLOCK,
+    workspace: Tensor | None = None,
 ) -> None:
     """:func:`mul_outer_max_` on every ``(grad, out_rate, in_rate)``, in few ops: rates
     without input units and the outer maxima of parameters with up to ``block``
     (output unit, input unit) pairs in all are multiplied in by one foreach call
-    each (the maxima built by one more); larger parameters block by block."""
+    each (the maxima built by one more); larger parameters block by block.
+
+    ``workspace`` (a 1-D tensor of at least ``block`` elements), if given, holds
+    every outer max built, each used before the next is built (no allocation per step)."""
     row_grads, row_rates = [], []
     grads_, outs, ins, pairs = [], [], [], 0
     for grad, out_rate, in_rate in zip(grads, out_rates, in_rates):
@@ -366,17 +404,17 @@ def mul_outer_max_all_(
             continue
         n = out_view.shape[0] * in_view.shape[1]
         if n > block:
-            mul_outer_max_(grad, out_view, in_view, block)
+            mul_outer_max_(grad, out_view, in_view, block, workspace)
             continue
         if pairs + n > block:  # keeps the maxima built at once within one block
-            torch._foreach_mul_(*_pairwise_maxima(grads_, outs, ins))
+            torch._foreach_mul_(*_pairwise_maxima(grads_, outs, ins, workspace))
             grads_, outs, ins, pairs = [], [], [], 0
         grads_.append(grad)
         outs.append(out_view)
         ins.append(in_view)
         pairs += n
     if grads_:
-        targets, factors = _pairwise_maxima(grads_, outs, ins)
+        targets, factors = _pairwise_maxima(grads_, outs, ins, workspace)
         row_grads += targets
         row_rates += factors
     if row_grads:

@@ -22,7 +22,9 @@ shapes); the first call's seconds are in :attr:`StepMaths.compile_seconds`.
 step: :meth:`StepMaths.snapshot` copies them (one ``torch._foreach_copy_``) into
 buffers allocated at the first step of a task and reused by every later step
 (one float per covered parameter, released by :meth:`StepMaths.release`), instead
-of a fresh parameter-sized clone per step.
+of a fresh parameter-sized clone per step. The eager outer maxima are written into
+one 1 MiB workspace, made once: allocating them per step cost page faults at every
+step (glibc hands blocks of this size back to the system when they are freed).
 """
 
 from __future__ import annotations
@@ -62,14 +64,6 @@ def blend_by_rates(
         p.copy_(before.lerp_(p, _rate(out_rate, in_rate).to(p.dtype)))
 
 
-def _scale_eager(tensors, out_rates, in_rates) -> None:
-    F.mul_outer_max_all_(tensors, out_rates, in_rates)
-
-
-def _blend_eager(params, befores, out_rates, in_rates) -> None:
-    F.lerp_outer_max_all_(params, befores, out_rates, in_rates)
-
-
 class StepMaths:
     """:func:`scale_by_rates` and :func:`blend_by_rates`, compiled or eager.
 
@@ -81,12 +75,30 @@ class StepMaths:
     def __init__(self, compile: bool = False):
         self.compile = compile
         self.compile_seconds = 0.0  # spent in first calls (tracing and code generation)
-        self._scale = _scale_eager
-        self._blend = _blend_eager
+        self._scale = self._scale_eager
+        self._blend = self._blend_eager
         self._buffers: list[Tensor] = []  # snapshot buffers, see snapshot()
+        self._workspace: Tensor | None = None  # the eager outer maxima, see _workspace_for
         if compile:
-            self._scale = self._compiled(scale_by_rates, "_scale", _scale_eager)
-            self._blend = self._compiled(blend_by_rates, "_blend", _blend_eager)
+            self._scale = self._compiled(scale_by_rates, "_scale", self._scale_eager)
+            self._blend = self._compiled(blend_by_rates, "_blend", self._blend_eager)
+
+    def _scale_eager(self, tensors, out_rates, in_rates) -> None:
+        F.mul_outer_max_all_(tensors, out_rates, in_rates, workspace=self._workspace_for(out_rates))
+
+    def _blend_eager(self, params, befores, out_rates, in_rates) -> None:
+        workspace = self._workspace_for(out_rates)
+        F.lerp_outer_max_all_(params, befores, out_rates, in_rates, workspace=workspace)
+
+    def _workspace_for(self, rates: list[Tensor]) -> Tensor | None:
+        """``F.BLOCK`` elements (1 MiB in float32) that hold the eager path's outer
+        maxima, made once: a block allocated per step costs page faults every step."""
+        if not rates:
+            return None
+        like, workspace = rates[0], self._workspace
+        if workspace is None or workspace.dtype != like.dtype or workspace.device != like.device:
+            self._workspace = workspace = like.new_empty(F.BLOCK)
+        return workspace
 
     def scale(self, tensors: list[Tensor], out_rates: list[Tensor], in_rates: list) -> None:
         self._scale(tensors, out_rates, in_rates)

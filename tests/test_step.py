@@ -42,6 +42,27 @@ def test_eager_hot_path_equals_the_readable_formula_bitwise():
     assert all(torch.equal(x, y) for x, y in zip(a, b))
 
 
+def _wide_case(seed):
+    """_case and a weight whose every row has more (out, in) pairs than a 16-pair block."""
+    tensors, outs, ins = _case(seed)
+    g = torch.Generator().manual_seed(seed + 100)
+    tensors.append(torch.randn(3, 20, generator=g))
+    o, i = F.rate_views(torch.rand(3, generator=g), torch.rand(20, generator=g), 2)
+    return tensors, outs + [o], ins + [i]
+
+
+def test_eager_hot_path_with_a_workspace_equals_the_readable_formula_bitwise():
+    """The outer maxima written into a preallocated workspace (StepMaths' eager path)."""
+    a, outs, ins = _wide_case(5)
+    b, c = [t.clone() for t in a], [t.clone() for t in a]
+    S.scale_by_rates(a, outs, ins)
+    workspace = torch.full((16,), float("nan"))  # one block: stale values must not leak
+    F.mul_outer_max_all_(b, outs, ins, block=16, workspace=workspace)
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    S.StepMaths().scale(c, outs, ins)  # its own workspace, default block
+    assert all(torch.equal(x, y) for x, y in zip(a, c))
+
+
 def test_blend_is_exact_at_rates_zero_and_one():
     before = [torch.randn(3, 4)]
     after = [before[0] + 1.0]
@@ -137,7 +158,7 @@ def test_a_compiled_adahat_run_equals_the_eager_one_to_float_rounding():
 def test_eager_blend_equals_the_readable_formula_bitwise():
     """functional.lerp_outer_max_all_ (blocked, written into the parameter) is
     blend_by_rates (parameter-sized outer max, lerp in the snapshot, copy back)."""
-    before, outs, ins = _case(3)
+    before, outs, ins = _wide_case(3)
     g = torch.Generator().manual_seed(4)
     # a random mode's parameter-sized rate as the out rate, no input units
     before.append(torch.randn(6, 5, generator=g))
@@ -150,6 +171,14 @@ def test_eager_blend_equals_the_readable_formula_bitwise():
     F.lerp_outer_max_all_(fast, snapshots, outs, ins, block=16)  # small blocks: every branch
     assert all(torch.equal(x, y) for x, y in zip(readable, fast))
     assert all(torch.equal(s, b) for s, b in zip(snapshots, before))  # snapshots left as they were
+    in_workspace = [t.clone() for t in after]
+    workspace = torch.full((16,), float("nan"))
+    F.lerp_outer_max_all_(in_workspace, snapshots, outs, ins, block=16, workspace=workspace)
+    assert all(torch.equal(x, y) for x, y in zip(readable, in_workspace))
+    maths = S.StepMaths()  # snapshot buffers and workspace of the plugin's eager step
+    stepped = [t.clone() for t in after]
+    maths.blend(stepped, maths.snapshot(before), outs, ins)
+    assert all(torch.equal(x, y) for x, y in zip(readable, stepped))
 
 
 def test_snapshots_reuse_their_buffers():
@@ -225,7 +254,7 @@ def test_update_under_adam_equals_the_readable_blend_bitwise(monkeypatch):
     """Preallocated snapshots and the eager blend give the bits of the readable path
     (a fresh clone per step, blend_by_rates)."""
     fast = _train_two_tasks(AdaHAT, False)
-    monkeypatch.setattr(S, "_blend_eager", S.blend_by_rates)
+    monkeypatch.setattr(S.StepMaths, "_blend_eager", lambda self, *lists: S.blend_by_rates(*lists))
     monkeypatch.setattr(S.StepMaths, "snapshot", lambda self, ps: [p.clone() for p in ps])
     readable = _train_two_tasks(AdaHAT, False)
     assert all(torch.equal(fast[k], readable[k]) for k in fast)
