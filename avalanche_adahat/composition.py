@@ -54,7 +54,9 @@ def check_strategy(strategy, hat_plugin_type: type, per_experience: bool = False
     """One HAT plugin, no refused plugin, an optimizer whose ``step`` needs no closure,
     at least one epoch of minibatches of at least one sample; with ``per_experience``,
     nothing that replays earlier experiences."""
-    check_training_schedule(strategy.train_mb_size, strategy.train_epochs)
+    check_training_schedule(
+        getattr(strategy, "train_mb_size", 1), getattr(strategy, "train_epochs", 1)
+    )
     if per_experience:
         for obj in (strategy, *strategy.plugins):
             if _class_names(obj) & set(REPLAYING):
