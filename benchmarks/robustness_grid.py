@@ -45,8 +45,7 @@ FLAGS = {
 
 @dataclass(frozen=True)
 class Cell:
-    """One schedule of the grid: its ``compare`` settings (None: not passed, compare's
-    default), the training images per task it uses and the folders it reuses."""
+    """A schedule: ``compare`` settings (None: not passed), images per task, reused folders."""
 
     name: str
     title: str
@@ -56,8 +55,7 @@ class Cell:
     reuse: dict = field(default_factory=dict)
 
     @property
-    def steps(self) -> int:
-        """Optimizer steps per task."""
+    def steps(self) -> int:  # optimizer steps per task
         return math.ceil(self.images / self.settings["batch_size"]) * self.settings["epochs"]
 
 
@@ -71,9 +69,8 @@ _R = "docs/results/"
 _PFM20 = {k: (_R + "permuted_fmnist_20_all", k) for k in BASELINES}
 _STUDY = {k: (f"{_R}study_pfm20_update_a{a}_r0.1", "adahat") for k, a in
           (("a1e-2", "1e-2"), ("a0.1", "1e-1"), ("a0.3", "3e-1"))}  # fmt: skip
-_SGD = {
-    k: (_R + "pfm20_sgd", s) for k, s in (("hat", "hat"), ("naive", "naive"), ("a1e-2", "adahat"))
-}
+_SGD = {"hat": (_R + "pfm20_sgd", "hat"), "naive": (_R + "pfm20_sgd", "naive")}
+_SGD["a1e-2"] = (_R + "pfm20_sgd", "adahat")
 CELLS = [
     Cell("pfm20_s50", "PFM20, 3,200 img/task, 2 ep", pfm(20, 3200, 2), 3200),
     Cell("pfm20_s80", "PFM20, 5,000 img/task, 2 ep", pfm(20, 5000, 2), 5000),
@@ -113,6 +110,17 @@ def compare_args(cell: Cell, job: str, seed: int, out: Path) -> list[str]:
     return args + ["--seeds", str(seed), "--threads", "1", "--progress", "lines", "--output", str(out)]  # fmt: skip
 
 
+README = """# Robustness grid folders
+
+`<cell>_s<seed>/<job>/` (job: `base` = HAT and Naive, `ewc`, or an AdaHAT candidate) written by
+`python benchmarks/robustness_grid.py run` from a snapshot of commit {} (`git archive` of
+`avalanche_adahat`, run as `PYTHONPATH=<snapshot> .venv/bin/python -P -m avalanche_adahat compare`).
+Each `job.json` holds the job's exact command, commit and wall seconds; `results.json` is compare's,
+minified with floats rounded to 6 significant digits; the PNGs are deleted. `grid.json` and
+`margin.png` come from `{}`; the tables are in docs/ROBUSTNESS_GRID.md.
+"""
+
+
 # ============================================================================ reading results
 def params_match(label: str, params: dict) -> bool:
     """Whether a results.json strategy's ``--set`` params are what ``label`` stands for."""
@@ -120,12 +128,9 @@ def params_match(label: str, params: dict) -> bool:
         return not params
     if not params:  # a reused folder run with the library's defaults of its commit
         return label == DEFAULT_CANDIDATE
-    extra = {k: v for k, v in params.items() if k not in ("protect", "adjustment_intensity")}
-    return (
-        params.get("protect") == "update"
-        and math.isclose(float(params.get("adjustment_intensity", -1)), CANDIDATES[label])
-        and extra in ({}, {"mask_sparsity_reg_factor": 0.1})
-    )
+    rest = {k: v for k, v in params.items() if k not in ("protect", "adjustment_intensity")}
+    alpha = math.isclose(float(params.get("adjustment_intensity", -1)), CANDIDATES[label])
+    return params.get("protect") == "update" and alpha and rest in ({}, {"mask_sparsity_reg_factor": 0.1})  # fmt: skip
 
 
 def check_config(config: dict, cell: Cell, strategy: str, label: str, where: Path) -> None:
@@ -183,15 +188,14 @@ def accuracies(cell_data: dict, label: str) -> list[float]:
     return [r["avg_acc"] for _, r in sorted(cell_data.get(label, {}).items())]
 
 
-def margin(cell_data: dict, label: str) -> dict | None:
-    """``label`` minus max(HAT, Naive), paired per seed over the seeds all three have."""
-    runs = [cell_data.get(k, {}) for k in (label, "hat", "naive")]
-    seeds = sorted(set(runs[0]) & set(runs[1]) & set(runs[2]))
+def margin(cell_data: dict, label: str, against=("hat", "naive")) -> dict | None:
+    """``label`` minus the best of ``against`` (default max(HAT, Naive)), paired per seed
+    over the seeds they all have."""
+    runs = [cell_data.get(k, {}) for k in (label, *against)]
+    seeds = sorted(set.intersection(*(set(r) for r in runs)))
     if not seeds:
         return None
-    per_seed = [
-        runs[0][s]["avg_acc"] - max(runs[1][s]["avg_acc"], runs[2][s]["avg_acc"]) for s in seeds
-    ]
+    per_seed = [runs[0][s]["avg_acc"] - max(r[s]["avg_acc"] for r in runs[1:]) for s in seeds]
     m, s = mean_std(per_seed)
     return {"margin": m, "std": s, "seeds": seeds, "per_seed": per_seed}
 
@@ -240,6 +244,17 @@ def _learnt_bwt(runs: dict) -> str:
     return f"{mean['learnt']:.3f} / {mean['bwt']:+.3f}" if runs else "–"
 
 
+def verdict(m: dict | None) -> str:
+    """A margin, and whether it is beyond its seed spread (its std)."""
+    if m is None:
+        return "–"
+    side = "above" if m["margin"] >= 0 else "below"
+    spread = (
+        "one seed" if m["std"] is None else "beyond" if abs(m["margin"]) > m["std"] else "within"
+    )
+    return f"{_margin_text(m)} {side}, {spread if m['std'] is None else spread + ' the spread'}"
+
+
 def _margin_text(m: dict | None) -> str:
     return "–" if m is None else fmt(m["per_seed"], sign=True)
 
@@ -254,14 +269,11 @@ def markdown(data: dict, result: dict, cells: list[Cell], command: str, commits:
         f"snapshot of commit {', '.join(commits) or '(none yet)'}, the reused folders (listed at "
         "the end) earlier commits. Issue 24.",
         "",
-        "Every cell: task-incremental, MLP 784-256-100-64 (`compare`'s `mlp`), one CPU thread, "
-        "permuted tasks evaluated on 2,000 test images each. AdaHAT candidates: "
-        '`protect="update"` with `adjustment_intensity` α = 0.01 (a1e-2, the default when the grid '
-        "ran), 0.1, 0.3, 1.0 (a0.1, a0.3, a1) and the library's other defaults (reg 0.1, ε 0.1); "
-        "HAT reg 0.75; EWC λ 100 (`separate`). Values: average accuracy after the last task, "
-        "mean ± sample std over seeds (number of seeds).",
+        notes.strip(),
         "",
         "## Accuracy per cell",
+        "",
+        "Average accuracy after the last task: mean ± sample std over seeds (number of seeds).",
         "",
         "| cell | setting | steps/task | " + " | ".join(labels) + " |",
         "| --- | --- | ---: |" + " --- |" * len(labels),
@@ -309,7 +321,21 @@ def markdown(data: dict, result: dict, cells: list[Cell], command: str, commits:
             "value is below its std; a one-seed margin has no spread.",
             "",
         ]
+    shown = list(dict.fromkeys(k for k in (result["winner"], DEFAULT_CANDIDATE) if k))
     out += [
+        "## Issue 24's bar",
+        "",
+        "Per cell: at least max(HAT, Naive) within the seed spread, and above HAT by more than "
+        "the spread where HAT's capacity runs out.",
+        "",
+        "| cell | " + " | ".join(f"{k} − max(HAT, Naive) | {k} − HAT" for k in shown) + " |",
+        "| --- |" + " --- | --- |" * len(shown),
+    ]
+    for c in names:
+        cols = [verdict(margin(data[c], k, against)) for k in shown for against in (("hat", "naive"), ("hat",))]  # fmt: skip
+        out.append(f"| {c} | " + " | ".join(cols) + " |")
+    out += [
+        "",
         "## Where EWC wins",
         "",
         "EWC minus the best other strategy of the cell (by mean), paired over the seeds both have.",
@@ -326,8 +352,6 @@ def markdown(data: dict, result: dict, cells: list[Cell], command: str, commits:
         diff = fmt([data[c]["ewc"][s]["avg_acc"] - data[c][v["best_other"]][s]["avg_acc"] for s in v["seeds"]], sign=True)  # fmt: skip
         win = "**yes**" if v["wins"] else "no"
         out.append(f"| {c} | {fmt(accuracies(data[c], 'ewc'))} | {other} | {diff} | {win} |")
-    if notes:
-        out += ["", notes.strip()]
     out += ["", "## Sources and commands", "", "Reused folders (settings checked field by field):", ""]  # fmt: skip
     out += [f"- {c.name} / {k}: `{f}` (strategy `{s}`)" for c in cells if c.name in names for k, (f, s) in c.reuse.items()]  # fmt: skip
     out += ["", "Grid jobs, each with its wall time as measured by `run`:", "", "```"]
@@ -343,11 +367,10 @@ def heatmap(result: dict, path: Path, caption: str) -> None:
     import numpy as np
 
     names, cands = result["cells"], list(CANDIDATES)
-    grid = np.full((len(cands), len(names)), np.nan)
-    for i, k in enumerate(cands):
-        for j, c in enumerate(names):
-            if result["margins"][k][c]:
-                grid[i, j] = result["margins"][k][c]["margin"]
+    margins = [
+        [(result["margins"][k][c] or {}).get("margin", np.nan) for c in names] for k in cands
+    ]
+    grid = np.array(margins, dtype=float).reshape(len(cands), len(names))
     vmax = max(0.01, float(np.nanmax(np.abs(grid)))) if np.isfinite(grid).any() else 0.1
     fig, ax = plt.subplots(figsize=(1.1 * len(names) + 2.5, 0.5 * len(cands) + 2))
     cmap = plt.get_cmap("RdBu").with_extremes(bad="#dddddd")
@@ -380,26 +403,11 @@ def summary(args: argparse.Namespace) -> int:
     study.write_text(markdown(data, result, cells, command, commits, jobs, notes))
     heatmap(result, root / GRID / "margin.png", f"{command}; grid commit {', '.join(commits)}")
     accuracy = {c: {k: {s: r["avg_acc"] for s, r in v.items()} for k, v in d.items()} for c, d in data.items()}  # fmt: skip
-    record = {
-        "command": command,
-        "commits": commits,
-        "candidates": CANDIDATES,
-        "accuracy": accuracy,
-    }
+    record = {"command": command, "commits": commits, "candidates": CANDIDATES, "accuracy": accuracy}  # fmt: skip
     record["cells"] = {c.name: {**c.__dict__, "steps_per_task": c.steps} for c in cells}
     record |= {k: result[k] for k in ("margins", "worst", "winner", "ewc")} | {"jobs": jobs}
     (root / GRID / "grid.json").write_text(json.dumps(record, indent=1) + "\n")
-    (root / GRID / "README.md").write_text(
-        "# Robustness grid folders\n\nOne folder per cell and seed, one subfolder per job "
-        "(`<cell>_s<seed>/<job>/`: `base` = HAT and Naive, `ewc`, or an AdaHAT candidate), written "
-        f"by `python benchmarks/robustness_grid.py run` from a snapshot of commit "
-        f"{', '.join(commits) or '-'} (`git archive` of `avalanche_adahat`, run as "
-        "`PYTHONPATH=<snapshot> .venv/bin/python -P -m avalanche_adahat compare ...`). Each job's "
-        "`job.json` holds its exact command, commit and wall seconds; `results.json` is compare's, "
-        "minified with floats rounded to 6 significant digits, and the PNGs are deleted. "
-        f"`grid.json` and `margin.png` come from `{command}`; the tables are in "
-        "docs/ROBUSTNESS_GRID.md.\n"
-    )
+    (root / GRID / "README.md").write_text(README.format(", ".join(commits) or "-", command))
     print(f"wrote {study}, {GRID}/margin.png, grid.json, README.md; winner {result['winner']}")
     return 0
 
@@ -412,14 +420,11 @@ def _rounded(x):
 
 
 def covered_by_reuse(cell: Cell, job: str, seed: int, root: Path) -> bool:
-    for label in labels_of(job):
-        if label not in cell.reuse:
-            return False
-        folder, strategy = cell.reuse[label]
+    def holds(folder: str, strategy: str) -> bool:
         results = json.loads((root / folder / "results.json").read_text())
-        if str(seed) not in results["strategies"].get(strategy, {}).get("per_seed", {}):
-            return False
-    return True
+        return str(seed) in results["strategies"].get(strategy, {}).get("per_seed", {})
+
+    return all(k in cell.reuse and holds(*cell.reuse[k]) for k in labels_of(job))
 
 
 def run_job(cmd: list[str], env: dict, root: Path, out: Path, log: Path, commit: str, shown: str) -> bool:  # fmt: skip
@@ -462,9 +467,6 @@ def run(args: argparse.Namespace) -> int:
                 shown = f"PYTHONPATH={snapshot} OMP_NUM_THREADS=1 " + shlex.join(cmd)
                 shown = shown.replace(python, ".venv/bin/python")
                 print(f"{time.strftime('%H:%M:%S')} start {out}", flush=True)
-                if args.dry_run:
-                    print("  " + shown)
-                    continue
                 log = Path(args.logs) / f"{cell.name}_s{seed}_{job}.log"
                 failures += not run_job(cmd, env, root, out, log, args.commit, shown)
     return 1 if failures else 0
@@ -481,11 +483,10 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--cells", default=",".join(CELL_BY_NAME), help="comma list, in run order")
     r.add_argument("--jobs", help=f"comma list of {', '.join(JOBS)} (default all)")
     r.add_argument("--logs", default="/tmp/grid_logs", help="one compare log per job")
-    r.add_argument("--dry-run", action="store_true", help="print the jobs it would run")
     s = sub.add_parser("summary", help="write the tables, the heatmap and grid.json")
     s.add_argument("--cells", help="comma list (default all)")
     s.add_argument("--no-reuse", action="store_true", help="read the grid's own folders only")
-    s.add_argument("--notes", help="Markdown file (relative to --root) inserted after the tables")
+    s.add_argument("--notes", help="Markdown file (under --root) shown above the tables")
     s.add_argument("--output", help=f"Markdown file (default {STUDY})")
     for p in (r, s):
         p.add_argument("--root", default=str(REPO), help="repository root (default this one)")
