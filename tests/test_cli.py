@@ -78,6 +78,11 @@ def test_report_writes_next_to_its_inputs(tmp_path, monkeypatch, capsys):
     assert "wrote runs/RESULTS.md" in capsys.readouterr().out
     assert main(["report", "runs/a", "-o", "elsewhere/report.md"]) == 0
     assert (tmp_path / "elsewhere" / "report.md").is_file()
+    from avalanche_adahat.compare.cli import default_report_path
+
+    assert default_report_path(["runs/a"]) == "runs/RESULTS.md"
+    assert default_report_path(["a", "b"]) == "RESULTS.md"
+    assert default_report_path(["x/runs/a", "x/other/b"]) == "x/RESULTS.md"
 
 
 def test_demo_evaluates_only_the_tasks_it_trained(monkeypatch):
