@@ -39,8 +39,10 @@ def _in_unit(x):
 
 def test_results_json(digits_run):
     out, res = digits_run
-    assert set(res["versions"]) == {"python", "torch", "avalanche", "avalanche_adahat"}
-    assert all(res["versions"].values())
+    assert set(res["versions"]) == {
+        "python", "torch", "avalanche", "avalanche_adahat", "avalanche_adahat_commit",
+    }  # fmt: skip
+    assert all(res["versions"].values())  # a git checkout: the commit is known
     cfg = res["config"]
     assert cfg["seeds"] == [0, 1] and cfg["epochs"] == 1 and cfg["benchmark"] == "split_digits"
     assert cfg["params"]["ewc"]["ewc_lambda"] == 10
