@@ -6,7 +6,7 @@ schedules, ranked by their worst case: the smallest margin over max(HAT, Naive),
 
 ``run`` trains one ``compare`` job at a time, each in its own process (``python -P -m
 avalanche_adahat compare``, ``PYTHONPATH`` = the snapshot, one thread), into
-``docs/results/grid/<cell>_s<seed>/<job>/``, skipping jobs done (results.json) or held by a
+``docs/results/grid/<cell>_s<seed>/<job>/``, skipping jobs done (results.json.gz) or held by a
 reused folder, so it resumes. ``summary`` writes docs/ROBUSTNESS_GRID.md and
 docs/results/grid/{margin.png, grid.json, README.md} from the folders.
 """
@@ -14,6 +14,7 @@ docs/results/grid/{margin.png, grid.json, README.md} from the folders.
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import math
 import os
@@ -28,6 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 GRID = Path("docs/results/grid")  # relative to the repository root (recorded in commands)
 STUDY = Path("docs/ROBUSTNESS_GRID.md")
+LOGS = "/tmp/grid_logs"  # one compare log per job
 BASELINES = ("hat", "naive", "ewc")
 #: AdaHAT candidates: label -> adjustment_intensity, all with protect="update" and the
 #: library's other AdaHAT defaults (mask_sparsity_reg_factor 0.1, epsilon 0.1).
@@ -93,7 +95,6 @@ JOBS = (*BASE_JOBS, *CANDIDATES)
 
 
 def labels_of(job: str) -> tuple[str, ...]:
-    """The labels (strategies or candidates) whose results a job folder holds."""
     return BASE_JOBS.get(job, (job,))
 
 
@@ -115,8 +116,9 @@ README = """# Robustness grid folders
 `<cell>_s<seed>/<job>/` (job: `base` = HAT and Naive, `ewc`, or an AdaHAT candidate) written by
 `python benchmarks/robustness_grid.py run` from a snapshot of commit {} (`git archive` of
 `avalanche_adahat`, run as `PYTHONPATH=<snapshot> .venv/bin/python -P -m avalanche_adahat compare`).
-Each `job.json` holds the job's exact command, commit and wall seconds; `results.json` is compare's,
-minified with floats rounded to 6 significant digits; the PNGs are deleted. `grid.json` and
+Each `job.json` holds the job's exact command, commit and wall seconds; `results.json.gz` is
+compare's results.json with floats rounded to 6 significant digits, gzipped (`gunzip -k` restores a
+file `compare --config` and `merge` read); the PNGs are deleted. `grid.json` and
 `margin.png` come from `{}`; the tables are in docs/ROBUSTNESS_GRID.md.
 """
 
@@ -145,18 +147,24 @@ def check_config(config: dict, cell: Cell, strategy: str, label: str, where: Pat
         raise ValueError(f"{where}: {strategy} params {params} are not candidate {label}")
 
 
+def read_results(folder: Path) -> dict:
+    """A folder's results.json, or its gzipped copy results.json.gz (the grid's own jobs)."""
+    plain, packed = folder / "results.json", folder / "results.json.gz"
+    return json.loads(plain.read_text() if plain.exists() else gzip.decompress(packed.read_bytes()))
+
+
 def load(root: Path, cells: list[Cell], reuse: bool = True) -> dict:
     """``{cell: {label: {seed: record}}}`` from the grid folders under ``root`` (the
     repository) and, with ``reuse``, the cells' reused folders (grid folders win)."""
     data: dict = {c.name: {} for c in cells}
     for cell in cells:
         sources = [(root / f, s, k) for k, (f, s) in cell.reuse.items()] if reuse else []
-        for path in sorted((root / GRID).glob(f"{cell.name}_s*/*/results.json")):
+        for path in sorted((root / GRID).glob(f"{cell.name}_s*/*/results.json*")):
             job = path.parent.name
             for label in labels_of(job):
                 sources.append((path.parent, "adahat" if job in CANDIDATES else label, label))
         for folder, strategy, label in sources:
-            results = json.loads((folder / "results.json").read_text())
+            results = read_results(folder)
             if strategy not in results["strategies"]:
                 continue
             check_config(results["config"], cell, strategy, label, folder)
@@ -202,15 +210,12 @@ def margin(cell_data: dict, label: str, against=("hat", "naive")) -> dict | None
 
 def ewc_verdict(cell_data: dict) -> dict | None:
     """EWC minus the best other strategy of the cell (by mean), paired over common seeds."""
-    others = {k: v for k, v in cell_data.items() if k != "ewc" and v}
+    others = [k for k, v in cell_data.items() if k != "ewc" and v]
     if not cell_data.get("ewc") or not others:
         return None
     best = max(others, key=lambda k: statistics.fmean(accuracies(cell_data, k)))
-    seeds = sorted(set(cell_data["ewc"]) & set(others[best]))
-    if not seeds:
-        return None
-    m, s = mean_std([cell_data["ewc"][i]["avg_acc"] - others[best][i]["avg_acc"] for i in seeds])
-    return {"best_other": best, "diff": m, "std": s, "seeds": seeds, "wins": m > 0}
+    m = margin(cell_data, "ewc", (best,))
+    return m and {**m, "best_other": best, "wins": m["margin"] > 0}
 
 
 def analyse(data: dict, cells: list[Cell]) -> dict:
@@ -228,14 +233,11 @@ def analyse(data: dict, cells: list[Cell]) -> dict:
     most = max((w["cells"] for w in worst.values()), default=0)
     pool = [k for k in worst if worst[k]["cells"] == most]
     winner = max(pool, key=lambda k: worst[k]["margin"]) if pool else None
-    return {
-        "cells": names,
-        "margins": margins,
-        "worst": worst,
-        "complete": [k for k in worst if worst[k]["cells"] == len(names)],
-        "winner": winner,
-        "ewc": {c: ewc_verdict(data[c]) for c in names},
-    }
+    complete = [k for k in worst if worst[k]["cells"] == len(names)]
+    ewc = {c: ewc_verdict(data[c]) for c in names}
+    return dict(
+        cells=names, margins=margins, worst=worst, complete=complete, winner=winner, ewc=ewc
+    )
 
 
 # ============================================================================ writing
@@ -248,11 +250,10 @@ def verdict(m: dict | None) -> str:
     """A margin, and whether it is beyond its seed spread (its std)."""
     if m is None:
         return "–"
-    side = "above" if m["margin"] >= 0 else "below"
-    spread = (
-        "one seed" if m["std"] is None else "beyond" if abs(m["margin"]) > m["std"] else "within"
-    )
-    return f"{_margin_text(m)} {side}, {spread if m['std'] is None else spread + ' the spread'}"
+    text = f"{_margin_text(m)} {'above' if m['margin'] >= 0 else 'below'}"
+    if m["std"] is None:
+        return f"{text}, one seed"
+    return f"{text}, {'beyond' if abs(m['margin']) > m['std'] else 'within'} the spread"
 
 
 def _margin_text(m: dict | None) -> str:
@@ -349,7 +350,7 @@ def markdown(data: dict, result: dict, cells: list[Cell], command: str, commits:
             out.append(f"| {c} | – | – | – | not run |")
             continue
         other = f"{v['best_other']} {fmt(accuracies(data[c], v['best_other']))}"
-        diff = fmt([data[c]["ewc"][s]["avg_acc"] - data[c][v["best_other"]][s]["avg_acc"] for s in v["seeds"]], sign=True)  # fmt: skip
+        diff = _margin_text(v)
         win = "**yes**" if v["wins"] else "no"
         out.append(f"| {c} | {fmt(accuracies(data[c], 'ewc'))} | {other} | {diff} | {win} |")
     out += ["", "## Sources and commands", "", "Reused folders (settings checked field by field):", ""]  # fmt: skip
@@ -360,20 +361,15 @@ def markdown(data: dict, result: dict, cells: list[Cell], command: str, commits:
 
 
 def heatmap(result: dict, path: Path, caption: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure  # no pyplot: no backend, no global state
 
     names, cands = result["cells"], list(CANDIDATES)
-    margins = [
-        [(result["margins"][k][c] or {}).get("margin", np.nan) for c in names] for k in cands
-    ]
-    grid = np.array(margins, dtype=float).reshape(len(cands), len(names))
+    grid = np.array([[(result["margins"][k][c] or {}).get("margin", np.nan) for c in names] for k in cands], dtype=float).reshape(len(cands), len(names))  # fmt: skip
     vmax = max(0.01, float(np.nanmax(np.abs(grid)))) if np.isfinite(grid).any() else 0.1
-    fig, ax = plt.subplots(figsize=(1.1 * len(names) + 2.5, 0.5 * len(cands) + 2))
-    cmap = plt.get_cmap("RdBu").with_extremes(bad="#dddddd")
+    fig = Figure(figsize=(1.1 * len(names) + 2.5, 0.5 * len(cands) + 2))
+    ax, cmap = fig.subplots(), colormaps["RdBu"].with_extremes(bad="#dddddd")
     im = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=-vmax, vmax=vmax, aspect="auto")
     for (i, j), value in np.ndenumerate(grid):
         if np.isfinite(value):
@@ -384,9 +380,7 @@ def heatmap(result: dict, path: Path, caption: str) -> None:
     fig.colorbar(im, ax=ax, shrink=0.8)
     fig.text(0.01, 0.01, caption, fontsize=5)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
-    plt.close(fig)
 
 
 def summary(args: argparse.Namespace) -> int:
@@ -421,7 +415,7 @@ def _rounded(x):
 
 def covered_by_reuse(cell: Cell, job: str, seed: int, root: Path) -> bool:
     def holds(folder: str, strategy: str) -> bool:
-        results = json.loads((root / folder / "results.json").read_text())
+        results = read_results(root / folder)
         return str(seed) in results["strategies"].get(strategy, {}).get("per_seed", {})
 
     return all(k in cell.reuse and holds(*cell.reuse[k]) for k in labels_of(job))
@@ -438,7 +432,9 @@ def run_job(cmd: list[str], env: dict, root: Path, out: Path, log: Path, commit:
         return False
     for png in (root / out).glob("*.png"):
         png.unlink()
-    path.write_text(json.dumps(_rounded(json.loads(path.read_text())), separators=(",", ":")))
+    text = json.dumps(_rounded(json.loads(path.read_text())), separators=(",", ":"))
+    path.with_suffix(".json.gz").write_bytes(gzip.compress(text.encode(), mtime=0))
+    path.unlink()
     record = {"folder": str(out), "command": shown, "commit": commit, "wall_seconds": wall}
     (root / out / "job.json").write_text(json.dumps(record, indent=1) + "\n")
     print(f"{time.strftime('%H:%M:%S')} done {out} in {wall:.0f} s", flush=True)
@@ -453,13 +449,13 @@ def run(args: argparse.Namespace) -> int:
     where = subprocess.run(probe, env=env, capture_output=True, text=True, check=True, cwd=root)
     if not where.stdout.strip().startswith(str(snapshot)):
         sys.exit(f"avalanche_adahat resolves to {where.stdout.strip()}, not {snapshot}")
-    Path(args.logs).mkdir(parents=True, exist_ok=True)
+    Path(LOGS).mkdir(parents=True, exist_ok=True)
     failures = 0
     for seed in [int(s) for s in args.seeds.split(",")]:
         for cell in [CELL_BY_NAME[n] for n in args.cells.split(",")]:
             for job in args.jobs.split(",") if args.jobs else JOBS:
                 out = GRID / f"{cell.name}_s{seed}" / job
-                done = (root / out / "results.json").exists()
+                done = any((root / out / f).exists() for f in ("results.json", "results.json.gz"))
                 if done or covered_by_reuse(cell, job, seed, root):
                     continue
                 cmd = [python, "-P", "-m", "avalanche_adahat", "compare"]
@@ -467,7 +463,7 @@ def run(args: argparse.Namespace) -> int:
                 shown = f"PYTHONPATH={snapshot} OMP_NUM_THREADS=1 " + shlex.join(cmd)
                 shown = shown.replace(python, ".venv/bin/python")
                 print(f"{time.strftime('%H:%M:%S')} start {out}", flush=True)
-                log = Path(args.logs) / f"{cell.name}_s{seed}_{job}.log"
+                log = Path(LOGS) / f"{cell.name}_s{seed}_{job}.log"
                 failures += not run_job(cmd, env, root, out, log, args.commit, shown)
     return 1 if failures else 0
 
@@ -482,7 +478,6 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--seeds", default="0")
     r.add_argument("--cells", default=",".join(CELL_BY_NAME), help="comma list, in run order")
     r.add_argument("--jobs", help=f"comma list of {', '.join(JOBS)} (default all)")
-    r.add_argument("--logs", default="/tmp/grid_logs", help="one compare log per job")
     s = sub.add_parser("summary", help="write the tables, the heatmap and grid.json")
     s.add_argument("--cells", help="comma list (default all)")
     s.add_argument("--no-reuse", action="store_true", help="read the grid's own folders only")

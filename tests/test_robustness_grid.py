@@ -1,5 +1,6 @@
 """The robustness grid script: margins and worst cases from hand-made results.json files."""
 
+import gzip
 import json
 from pathlib import Path
 
@@ -13,7 +14,7 @@ def _script():
     return load_script(SCRIPT, "robustness_grid_script")
 
 
-def _write(script, root, cell, seed, job, accs, params=None, **config_changes):
+def _write(script, root, cell, seed, job, accs, params=None, packed=False, **config_changes):
     """A results.json in ``<cell>_s<seed>/<job>/`` with one seed's average accuracy per
     strategy (``accs``: strategy -> accuracy)."""
     cell_obj = script.CELL_BY_NAME[cell]
@@ -32,7 +33,11 @@ def _write(script, root, cell, seed, job, accs, params=None, **config_changes):
     }
     folder = root / script.GRID / f"{cell}_s{seed}" / job
     folder.mkdir(parents=True)
-    (folder / "results.json").write_text(json.dumps({"config": config, "strategies": strategies}))
+    text = json.dumps({"config": config, "strategies": strategies})
+    if packed:  # as `run` stores its jobs
+        (folder / "results.json.gz").write_bytes(gzip.compress(text.encode()))
+    else:
+        (folder / "results.json").write_text(text)
     job_record = {"folder": str(folder), "command": f"cmd {job}", "commit": "abc1234"}
     (folder / "job.json").write_text(json.dumps({**job_record, "wall_seconds": 1.0}))
 
@@ -48,7 +53,7 @@ def _grid(script, root):
     # sfm5, seed 0 only, no EWC
     _write(script, root, "sfm5", 0, "base", {"hat": 0.99, "naive": 0.90})
     _write(script, root, "sfm5", 0, "a1e-2", {"adahat": 0.985})
-    _write(script, root, "sfm5", 0, "a0.1", {"adahat": 0.97})
+    _write(script, root, "sfm5", 0, "a0.1", {"adahat": 0.97}, packed=True)
 
 
 def test_margins_worst_case_and_ewc(tmp_path):
@@ -74,7 +79,7 @@ def test_margins_worst_case_and_ewc(tmp_path):
     # EWC: the best other by mean on pfm20_s50 is a0.1 (0.65; a1e-2 0.4633 with seed 2)
     ewc = result["ewc"]["pfm20_s50"]
     assert ewc["best_other"] == "a0.1" and ewc["wins"]
-    assert ewc["diff"] == pytest.approx(0.06)  # (0.72 - 0.70 + 0.70 - 0.60) / 2
+    assert ewc["margin"] == pytest.approx(0.06)  # (0.72 - 0.70 + 0.70 - 0.60) / 2
     assert result["ewc"]["sfm5"] is None
 
 
