@@ -372,13 +372,15 @@ def heatmap(result: dict, path: Path, caption: str) -> None:
     ax, cmap = fig.subplots(), colormaps["RdBu"].with_extremes(bad="#dddddd")
     im = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=-vmax, vmax=vmax, aspect="auto")
     for (i, j), value in np.ndenumerate(grid):
-        if np.isfinite(value):
-            ax.text(j, i, f"{value:+.3f}", ha="center", va="center", fontsize=8)
+        if np.isfinite(value):  # the margin and, in brackets, its number of seeds
+            seeds = len(result["margins"][cands[i]][names[j]]["seeds"])
+            color = "white" if abs(value) > 0.6 * vmax else "black"
+            ax.text(j, i, f"{value:+.3f} ({seeds})", ha="center", va="center", fontsize=8, color=color)  # fmt: skip
     ax.set_xticks(range(len(names)), names, rotation=35, ha="right", fontsize=8)
     ax.set_yticks(range(len(cands)), cands)
     ax.set_title("AdaHAT margin over max(HAT, Naive), mean of per-seed differences", fontsize=10)
     fig.colorbar(im, ax=ax, shrink=0.8)
-    fig.text(0.01, 0.01, caption, fontsize=5)
+    fig.text(0.01, 0.01, caption, fontsize=6)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     fig.savefig(path, dpi=90)
 
