@@ -30,6 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 GRID = Path("docs/results/grid")  # relative to the repository root (recorded in commands)
 STUDY = Path("docs/ROBUSTNESS_GRID.md")
 LOGS = "/tmp/grid_logs"  # one compare log per job
+STOP = Path("/tmp/grid_stop")  # `run` starts no further job while this file exists
 BASELINES = ("hat", "naive", "ewc")
 #: AdaHAT candidates: label -> adjustment_intensity, all with protect="update" and the
 #: library's other AdaHAT defaults (mask_sparsity_reg_factor 0.1, epsilon 0.1).
@@ -464,6 +465,8 @@ def run(args: argparse.Namespace) -> int:
                 cmd += compare_args(cell, job, seed, out)
                 shown = f"PYTHONPATH={snapshot} OMP_NUM_THREADS=1 " + shlex.join(cmd)
                 shown = shown.replace(python, ".venv/bin/python")
+                if STOP.exists():
+                    sys.exit(f"{STOP} exists: stopped before {out}")
                 print(f"{time.strftime('%H:%M:%S')} start {out}", flush=True)
                 log = Path(LOGS) / f"{cell.name}_s{seed}_{job}.log"
                 failures += not run_job(cmd, env, root, out, log, args.commit, shown)
