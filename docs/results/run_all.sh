@@ -1,7 +1,9 @@
 #!/bin/sh
 # The runs behind docs/RESULTS.md, exactly as run, one CPU thread each, on a 2-core CPU shared
 # with other jobs (at most two training jobs at a time; jobs split into parts are merged at the
-# end). Full Fashion-MNIST training sets; permuted tasks evaluated on 2,000 test images each.
+# end: only the merged folders are kept, each recording its parts' commands; the parts' own
+# folders are in the git history). Full Fashion-MNIST training sets; permuted tasks evaluated on
+# 2,000 test images each.
 # The jobs of 2026-12-02 ran from a snapshot of commit ac9d19f (PYTHONPATH=/tmp/snap holding
 # `git archive ac9d19f avalanche_adahat`); see docs/results/PREAMBLE.md for the others' versions.
 set -x
