@@ -1,4 +1,4 @@
-"""Task-inference rules on feature statistics (docs/CLASS_INCREMENTAL.md).
+"""Task-inference rules on feature statistics (docs/ALGORITHM.md §10.3).
 
 Both take, for every trained task ``j`` in training order, the Gaussian model of
 its feature space (:class:`~.statistics.SpaceModel`) and the test batch's

@@ -6,7 +6,7 @@ statistics gathered in that feature space (*space* ``j``) never go stale. Each
 space holds, in float64, for every class ``c`` it has seen: the count ``n_c``
 and the sum ``Σ f`` of its features; and, over all its samples, the second
 moment ``Σ f fᵀ``. From these follow the class means ``μ_c`` and the pooled
-within-class covariance (docs/CLASS_INCREMENTAL.md, "Feature statistics")::
+within-class covariance (docs/ALGORITHM.md §10.2)::
 
     Σ = (Σ f fᵀ - Σ_c n_c μ_c μ_cᵀ) / (N - C)
 
