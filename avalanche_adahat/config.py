@@ -221,7 +221,9 @@ class AdaHATConfig(HATConfig):
         SGD (under plain SGD both modes are the same update). Measured on Permuted
         Fashion-MNIST, 20 tasks, Adam (docs/ADAHAT_STUDY.md): ``update`` with the
         default intensity 1e-2 beats the paper's ``gradient`` with 1e-6. The paper's
-        configuration is :data:`PAPER_ADAHAT`.
+        configuration is :data:`PAPER_ADAHAT`. Cost: under plain SGD the gradient is
+        scaled (no extra memory); under other optimizers one copy of the covered
+        parameters is kept for the task (docs/PERFORMANCE.md).
     """
 
     adjustment_mode: str = "adahat"
