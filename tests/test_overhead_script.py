@@ -31,7 +31,9 @@ def test_overhead_script_smoke(tmp_path):
         "AdaHAT (gradient)",
         "HAT (subnormals kept)",
     }
-    assert "Epoch time x Naive" in run.stdout and "| mlp_small | blobs | sgd | 128 | 2 |" in run.stdout
+    assert (
+        "Epoch time x Naive" in run.stdout and "| mlp_small | blobs | sgd | 128 | 2 |" in run.stdout
+    )
     (model,) = results["results"]
     assert set(model["timing"]) == {"Naive", "Naive+plugin", "HAT", "AdaHAT"}
     assert all(row["train_ratio"] > 0 and row["eval_ratio"] > 0 for row in model["timing"].values())
