@@ -213,12 +213,13 @@ def test_tensor_loader_batches():
 
 
 def test_fast_data_falls_back_where_data_differ(tmp_path):
-    """Cumulative trains on more than one experience, Replay adds its buffer: Avalanche's loaders."""
+    """Cumulative trains on more than one experience, Replay adds its buffer: Avalanche's loaders.
+    (One short epoch: the data path is what is checked.)"""
     out = tmp_path / "cum"
     argv = [
         "compare", "--benchmark", "split_digits", "--n-experiences", "2",
         "--strategies", "cumulative,replay,naive", "--seeds", "0", "--threads", "1",
-        "--progress", "none", "--output", str(out),
+        "--epochs", "1", "--batch-size", "64", "--progress", "none", "--output", str(out),
     ]  # fmt: skip
     assert main(argv) == 0
     res = json.loads((out / "results.json").read_text())
