@@ -139,12 +139,16 @@ def task_classes(model, tasks: list[int], width: int) -> Tensor:
     return torch.stack(rows)
 
 
+def _widen(logits: Tensor, width: int) -> Tensor:
+    """One task's logits padded to ``width`` classes with :data:`MASKED_LOGIT`."""
+    return torch.nn.functional.pad(logits, (0, width - logits.shape[1]), value=MASKED_LOGIT)
+
+
 def task_logits(model, x: Tensor, tasks: list[int], width: int) -> Tensor:
     """Every task's logits on ``x`` through its stored mask and head, ``(T, B, width)``."""
     outs = []
     for t in tasks:
-        out = model.forward_single_task(x, t)
-        outs.append(torch.nn.functional.pad(out, (0, width - out.shape[1]), value=MASKED_LOGIT))
+        outs.append(_widen(model.forward_single_task(x, t), width))
     return torch.stack(outs)
 
 
@@ -154,7 +158,7 @@ def feature_scores(model, x: Tensor, tasks: list[int], width: int, rule: str, st
     logits, features = [], []
     for t in tasks:
         out, f = forward_with_features(model, x, t)
-        logits.append(torch.nn.functional.pad(out, (0, width - out.shape[1]), value=MASKED_LOGIT))
+        logits.append(_widen(out, width))
         features.append(f)
     missing = [t for t in tasks if statistics is None or t not in statistics.spaces()]
     if missing:

@@ -64,6 +64,7 @@ class SpaceModel:
         self.chol = torch.linalg.cholesky(cov)
         self.precision_means = torch.cholesky_solve(self.means.t(), self.chol).t()  # (C, d)
         self.dim = d
+        self.white_means = self._whiten(self.means)  # L⁻¹μ_c, for the Mahalanobis distances
 
     def discriminants(self, f: Tensor) -> Tensor:
         """``g_c(f)`` for every class of the space, ``(B, C)``."""
@@ -73,10 +74,7 @@ class SpaceModel:
     def mahalanobis(self, f: Tensor) -> Tensor:
         """Squared Mahalanobis distance of ``f`` to every class mean, ``(B, C)``:
         ``|L⁻¹f - L⁻¹μ_c|²`` with ``Σ = L Lᵀ``, one triangular solve per batch."""
-        if not hasattr(self, "white_means"):
-            self.white_means = self._whiten(self.means)
-        z = self._whiten(f)
-        return torch.cdist(z, self.white_means).square()
+        return torch.cdist(self._whiten(f), self.white_means).square()
 
     def _whiten(self, rows: Tensor) -> Tensor:
         return torch.linalg.solve_triangular(self.chol, rows.t(), upper=False).t()
@@ -145,6 +143,7 @@ class FeatureStatistics(nn.Module):
         ``classes`` ``(K,)`` its ``counts`` ``(K,)`` and feature ``sums`` ``(K, d_j)``,
         and their second ``moment`` ``Σ f fᵀ`` ``(d_j, d_j)`` (float64, added exactly)."""
         classes = classes.to(torch.long)
+        counts, sums = counts.to(torch.float64), sums.to(torch.float64)
         if not hasattr(self, f"counts_T{j}"):
             d = moment.shape[0]
             self.register_buffer(f"classes_T{j}", classes.new_empty(0))
@@ -183,11 +182,10 @@ class FeatureStatistics(nn.Module):
                     f"already holds classes {sorted(set(classes.tolist()) - set(missing.tolist()))} "
                     f"of task {owner}"
                 )
-            counts, sums = counts.to(torch.float64), sums.to(torch.float64)
             added = moment.to(torch.float64) - (sums.t() / counts) @ sums
             self._truncate(j, self.scatter(j) + added)
-        s["counts"].index_add_(0, at, counts.to(torch.float64))
-        s["sums"].index_add_(0, at, sums.to(torch.float64))
+        s["counts"].index_add_(0, at, counts)
+        s["sums"].index_add_(0, at, sums)
         self._models.pop(j, None)
 
     def _truncate(self, j: int, scatter: Tensor) -> None:
