@@ -35,6 +35,8 @@ PROTECT_MODES = ("gradient", "update")
 #: ``given``: the experiences' task labels; ``per_experience``: each training
 #: experience is a new task labelled by its index (streams without task labels).
 TASK_ID_MODES = ("given", "per_experience")
+#: ``input_space=None`` fuses the input space where an input has at most this many values.
+INPUT_SPACE_AUTO_FEATURES = 1024
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,13 @@ class HATConfig:
     :param cov_rank: with a feature rule, keep each task space's covariance as its
         ``cov_rank`` leading eigenpairs plus an isotropic rest (``d·k + k + 1``
         float64 values instead of ``d²``); ``None`` (default): the full covariance.
+        The input space keeps the same rank.
+    :param input_space: with ``task_inference="lda_cascade"``, multiply each task's
+        probability by the task posterior of a linear discriminant on the raw
+        inputs (flattened) over every class seen, gathered at each task's end like
+        the task spaces (docs/ALGORITHM.md §10.3); ``None`` (default): on where an
+        input has at most :data:`INPUT_SPACE_AUTO_FEATURES` values (its full
+        covariance then holds at most 8 MiB), off for larger inputs.
     """
 
     adjustment_mode: str = "hat"
@@ -113,6 +122,7 @@ class HATConfig:
     task_inference: str | None = None
     calibrate_task_inference: bool | None = None
     cov_rank: int | None = None
+    input_space: bool | None = None
 
     #: The ``adjustment_mode`` values this config takes.
     allowed_modes: ClassVar[tuple[str, ...]] = HAT_MODES
@@ -161,6 +171,13 @@ class HATConfig:
                 raise ValueError(
                     f"cov_rank={self.cov_rank!r} needs a feature rule as task_inference (one "
                     f"of {TI.FEATURE_RULES}), got task_inference={self.task_inference!r}"
+                )
+        if self.input_space is not None:
+            check_bool("input_space", self.input_space)
+            if self.input_space and self.task_inference != "lda_cascade":
+                raise ValueError(
+                    "input_space=True fuses the input space into task_inference='lda_cascade', "
+                    f"got task_inference={self.task_inference!r}"
                 )
         logit_rule = self.task_inference in TI.LOGIT_RULES
         if self.calibrate_task_inference is None:  # on where a logit rule needs it

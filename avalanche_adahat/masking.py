@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 
 __all__ = ["CoveredParameter", "HATMask", "HATModule", "gate_units", "init_embedding"]
 
+#: The submodules that hold feature statistics: the task spaces and the input space.
+_STATISTICS = ("task_statistics", "input_statistics")
+
 
 def gate_units(h: Tensor, g: Tensor, repeat: int = 1) -> Tensor:
     """``h`` with its units (dim 1) multiplied by the gate ``g`` (HAT Eq. 1's mask).
@@ -267,31 +270,36 @@ class HATModule(MultiTaskModule):
                 [self.task_score_stats(t)[index] for t in self.trained_tasks()]
             )
         statistics = getattr(self, "task_statistics", None) if rule in FEATURE_RULES else None
-        logits, self.last_inferred_tasks = infer(self, x, rule, calibration, statistics)
+        fused = getattr(self, "input_statistics", None) if rule == "lda_cascade" else None
+        logits, self.last_inferred_tasks = infer(self, x, rule, calibration, statistics, fused)
         return logits
 
-    def feature_statistics(self, cov_rank: int | None = None) -> FeatureStatistics:
+    def feature_statistics(
+        self, cov_rank: int | None = None, name: str = "task_statistics"
+    ) -> FeatureStatistics:
         """The class statistics of every trained task's feature space (feature-statistics
-        task inference, :mod:`avalanche_adahat.inference`); a submodule, so that
+        task inference, :mod:`avalanche_adahat.inference`), or with
+        ``name="input_statistics"`` those of the raw inputs; a submodule, so that
         ``state_dict()`` and checkpoints carry it. Created empty on first use, keeping
         covariances of rank ``cov_rank`` (``None``: full)."""
-        if not hasattr(self, "task_statistics"):
-            self.task_statistics = FeatureStatistics(cov_rank)
-            self.task_statistics.to(self.hat_masks()[0].cumulative.device)
-        elif cov_rank != self.task_statistics.rank and self.task_statistics.spaces():
+        if name not in _STATISTICS:
+            raise ValueError(f"name must be one of {_STATISTICS}, got {name!r}")
+        current = getattr(self, name, None)
+        if current is None:
+            device = self.hat_masks()[0].cumulative.device
+            setattr(self, name, FeatureStatistics(cov_rank).to(device))
+        elif cov_rank != current.rank and current.spaces():
             raise ValueError(
                 f"cov_rank={cov_rank!r}, but this model's feature statistics keep "
-                f"cov_rank={self.task_statistics.rank!r}; keep one rank for the whole stream"
+                f"cov_rank={current.rank!r}; keep one rank for the whole stream"
             )
-        elif cov_rank != self.task_statistics.rank:  # nothing gathered yet: take the new rank
-            self.task_statistics = FeatureStatistics(cov_rank).to(
-                self.task_statistics.cov_rank.device
-            )
-        return self.task_statistics
+        elif cov_rank != current.rank:  # nothing gathered yet: take the new rank
+            setattr(self, name, FeatureStatistics(cov_rank).to(current.cov_rank.device))
+        return getattr(self, name)
 
     def task_router_bytes(self) -> int:
         """Bytes the task-inference state holds: feature statistics and calibration."""
-        total = self.task_statistics.nbytes() if hasattr(self, "task_statistics") else 0
+        total = sum(getattr(self, n).nbytes() for n in _STATISTICS if hasattr(self, n))
         for name, buffer in self.named_buffers(recurse=False):
             if name.startswith("score_stats_T"):
                 total += buffer.numel() * buffer.element_size()
@@ -316,8 +324,9 @@ class HATModule(MultiTaskModule):
             name = key[len(prefix) :] if key.startswith(prefix) else ""
             if name.startswith("score_stats_T") and "." not in name and not hasattr(self, name):
                 self.register_buffer(name, torch.zeros_like(value))
-            if name.startswith("task_statistics.") and not hasattr(self, "task_statistics"):
-                self.feature_statistics()  # its buffers (and rank) are made by its own loader
+            owner = name.split(".", 1)[0]
+            if owner in _STATISTICS and "." in name and not hasattr(self, owner):
+                self.feature_statistics(name=owner)  # buffers and rank come from its own loader
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def hat_masks(self) -> list[HATMask]:

@@ -39,7 +39,7 @@ from .composition import (
     warn_short_schedule,
     warn_untrained_tasks,
 )
-from .config import PAPER_ADAHAT, AdaHATConfig, HATConfig
+from .config import INPUT_SPACE_AUTO_FEATURES, PAPER_ADAHAT, AdaHATConfig, HATConfig
 from .inference import update_statistics
 from .masking import CoveredParameter, HATModule
 from .modes import MODES, AdjustmentMode
@@ -366,6 +366,14 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
         model = _hat_model(strategy.model)
         warn_untrained_tasks(strategy.experience, model, self.task_label, self._warned_untrained)
 
+    def _input_statistics(self, model, dataset):
+        """The input space's statistics to update (``input_space``), or ``None``."""
+        if self.task_inference != "lda_cascade" or self.input_space is False:
+            return None
+        if self.input_space is None and dataset[0][0].numel() > INPUT_SPACE_AUTO_FEATURES:
+            return None
+        return model.feature_statistics(self.cov_rank, name="input_statistics")
+
     def after_training_exp(self, strategy, **kwargs):
         model = _hat_model(strategy.model)
         if self.task_steps == 0:  # nothing learned: no masks to keep, the task stays untrained
@@ -386,12 +394,14 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
             # lda_cascade: this task's data in every frozen task network so far
             cascade = self.task_inference == "lda_cascade"
             spaces = model.trained_tasks() if cascade else [self.task_label]
+            dataset = strategy.experience.dataset
             update_statistics(
                 model,
                 model.feature_statistics(self.cov_rank),
-                strategy.experience.dataset,
+                dataset,
                 self.task_label,
                 spaces,
+                input_statistics=self._input_statistics(model, dataset),
             )
         self._rate_plan = None  # the masks changed: rates are laid out anew if asked for
         self._snapshots, self._private_snapshots = (), []

@@ -31,6 +31,8 @@ valid; a sample's task follows from Gaussian models of those features:
   ``j, j+1, ...`` (each task's data is passed through every earlier task's
   network when it ends); its linear discriminant gives the probability ``s_j``
   of task ``j`` against the later ones, and ``p_t = s_t ∏_{i<t} (1 - s_i)``;
+  by default (``input_space``) ``p_t`` is multiplied by the task posterior of a
+  linear discriminant on the raw inputs over every class seen;
 - ``"mahalanobis"``: the chi-square log p-value of the distance to the nearest
   class of task ``j`` in its own space (no passes across tasks).
 
@@ -47,7 +49,13 @@ import torch
 from avalanche.models import MultiHeadClassifier
 from torch import Tensor
 
-from .inference import forward_with_features, lda_cascade_scores, mahalanobis_scores
+from .inference import (
+    INPUT_SPACE,
+    forward_with_features,
+    input_log_posteriors,
+    lda_cascade_scores,
+    mahalanobis_scores,
+)
 
 __all__ = [
     "DEFAULT_RULE",
@@ -152,9 +160,13 @@ def task_logits(model, x: Tensor, tasks: list[int], width: int) -> Tensor:
     return torch.stack(outs)
 
 
-def feature_scores(model, x: Tensor, tasks: list[int], width: int, rule: str, statistics):
+def feature_scores(
+    model, x: Tensor, tasks: list[int], width: int, rule: str, statistics, input_statistics=None
+):
     """``(logits (T, B, width), scores (T, B))`` of a feature-statistics rule: one
-    forward pass per task gives both its logits and its features."""
+    forward pass per task gives both its logits and its features. With
+    ``input_statistics`` (``lda_cascade`` only) the input space's task log-posterior
+    is added to the cascade's."""
     logits, features = [], []
     for t in tasks:
         out, f = forward_with_features(model, x, t)
@@ -177,17 +189,33 @@ def feature_scores(model, x: Tensor, tasks: list[int], width: int, rule: str, st
                     "(the statistics were gathered for 'mahalanobis')"
                 )
         scores = lda_cascade_scores(tasks, models, features)
+        if input_statistics is not None:
+            missing = set(tasks) - input_statistics.owners(INPUT_SPACE)
+            if missing:
+                raise ValueError(
+                    f"the input space holds no data of tasks {sorted(missing)}; it must see "
+                    "every trained task (gathered from the first task on)"
+                )
+            scores = scores + input_log_posteriors(tasks, input_statistics.model(INPUT_SPACE), x)
     else:
         scores = mahalanobis_scores(tasks, models, features)
     return torch.stack(logits), scores
 
 
-def infer(model, x: Tensor, rule: str, calibration: Tensor | None = None, statistics=None):
+def infer(
+    model,
+    x: Tensor,
+    rule: str,
+    calibration: Tensor | None = None,
+    statistics=None,
+    input_statistics=None,
+):
     """``(logits over all classes (B, C), predicted task label per sample (B,))``.
 
     ``calibration``: ``(T, 2)`` mean and standard deviation of each task's score
     on its training data (the mean is subtracted), or ``None``; ``statistics``: the
-    :class:`~avalanche_adahat.inference.FeatureStatistics` of a feature rule.
+    :class:`~avalanche_adahat.inference.FeatureStatistics` of a feature rule;
+    ``input_statistics``: those of the input space, fused into ``lda_cascade``.
     """
     tasks = model.trained_tasks()
     if not tasks:
@@ -195,7 +223,7 @@ def infer(model, x: Tensor, rule: str, calibration: Tensor | None = None, statis
     width = model.max_class_label
     active = task_classes(model, tasks, width)
     if rule in FEATURE_RULES:
-        logits, scores = feature_scores(model, x, tasks, width, rule, statistics)
+        logits, scores = feature_scores(model, x, tasks, width, rule, statistics, input_statistics)
     else:
         logits = task_logits(model, x, tasks, width)
         if rule == "oneshot":

@@ -15,7 +15,11 @@ from torch import Tensor
 
 from .statistics import FeatureStatistics
 
-__all__ = ["forward_with_features", "update_statistics"]
+__all__ = ["INPUT_SPACE", "forward_with_features", "update_statistics"]
+
+#: The key of the input space in its own :class:`FeatureStatistics`: one space of every
+#: class seen, on the raw (flattened) inputs.
+INPUT_SPACE = 0
 
 
 def forward_with_features(model, x: Tensor, task_label: int) -> tuple[Tensor, Tensor]:
@@ -63,9 +67,11 @@ def update_statistics(
     task_label: int,
     spaces: list[int],
     batch_size: int = 256,
+    input_statistics: FeatureStatistics | None = None,
 ) -> None:
     """End of task ``task_label``: add its training ``dataset`` (forward passes only, no
-    sample kept) to the statistics of every space in ``spaces``.
+    sample kept) to the statistics of every space in ``spaces``, and its raw inputs
+    (flattened) to ``input_statistics``' one space (``0``) where given.
 
     Under ``torch.distributed`` each process reads its share of the samples and the
     sums are added up across processes, so every process holds the same statistics.
@@ -81,24 +87,30 @@ def update_statistics(
     subset = torch.utils.data.Subset(data, list(indices))
     loader = torch.utils.data.DataLoader(subset, batch_size=batch_size)
     classes = torch.as_tensor(sorted({int(y) for y in data.targets}), device=device)
+
+    def task_features(j: int, x: Tensor) -> Tensor:
+        return forward_with_features(model, x, j)[1]
+
+    targets = [(statistics, j, task_features) for j in spaces]
+    if input_statistics is not None:
+        targets.append((input_statistics, INPUT_SPACE, lambda _, x: x.flatten(1)))
     sums: dict[int, list[Tensor]] = {}
     try:
         for batch in loader:
             x, y = batch[0].to(device), batch[1].to(device)
             onehot = (y[:, None] == classes[None]).to(torch.float64)
-            for j in spaces:
-                _, f = forward_with_features(model, x, j)
-                f = f.to(torch.float64)
+            for index, (_, j, features) in enumerate(targets):
+                f = features(j, x).to(torch.float64)
                 part = [onehot.sum(dim=0), onehot.t() @ f, f.t() @ f]
-                if j not in sums:
-                    sums[j] = part
+                if index not in sums:
+                    sums[index] = part
                 else:
-                    for total, value in zip(sums[j], part):
+                    for total, value in zip(sums[index], part):
                         total.add_(value)
     finally:
         model.train(was_training)
-    for j in spaces:
+    for index, (target, j, _) in enumerate(targets):
         if distributed:
-            for tensor in sums[j]:
+            for tensor in sums[index]:
                 dist.all_reduce(tensor)
-        statistics.add_sums(j, classes, task_label, *sums[j])
+        target.add_sums(j, classes, task_label, *sums[index])

@@ -9,6 +9,9 @@ the sample goes to the task of the highest score.
   later; its linear discriminant gives ``s_j``, the probability that a sample of
   "task ``j`` or later" belongs to task ``j``. Then
   ``p_t = s_t ∏_{i<t} (1 - s_i)`` (the last task's ``s`` is 1).
+- :func:`input_log_posteriors`: the task posterior of one linear discriminant over
+  every class seen, on the raw inputs; ``lda_cascade`` adds it to its log-scores
+  (the product of the two routers' task posteriors, log-linear pooling).
 - :func:`mahalanobis_scores`: the chi-square log p-value of the smallest squared
   Mahalanobis distance from the sample to a class of task ``j`` in space ``j``,
   with ``d_j`` degrees of freedom (the distribution of that distance for a
@@ -22,7 +25,12 @@ from torch import Tensor
 
 from .statistics import SpaceModel
 
-__all__ = ["chi2_log_sf", "lda_cascade_scores", "mahalanobis_scores"]
+__all__ = [
+    "chi2_log_sf",
+    "input_log_posteriors",
+    "lda_cascade_scores",
+    "mahalanobis_scores",
+]
 
 
 def lda_cascade_scores(tasks: list[int], models: list[SpaceModel], features: list[Tensor]):
@@ -41,6 +49,14 @@ def lda_cascade_scores(tasks: list[int], models: list[SpaceModel], features: lis
             log_rest = torch.logsumexp(g[:, ~own], dim=1) - total
             rest = log_rest if rest is None else rest + log_rest
     return torch.stack(scores)
+
+
+def input_log_posteriors(tasks: list[int], model: SpaceModel, x: Tensor) -> Tensor:
+    """``log P(t | x) = log Σ_{c ∈ task t} e^{g_c} - log Σ_c e^{g_c}``, ``(T, B)``: the
+    discriminants ``g_c`` of the input space's model, on the flattened inputs ``x``."""
+    g = model.discriminants(x.flatten(1).to(torch.float64))
+    total = torch.logsumexp(g, dim=1)
+    return torch.stack([torch.logsumexp(g[:, model.owners == t], dim=1) - total for t in tasks])
 
 
 def chi2_log_sf(x: Tensor, dof: int, terms: int = 64) -> Tensor:
