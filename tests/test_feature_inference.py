@@ -17,6 +17,7 @@ from avalanche_adahat.inference import (
     FeatureStatistics,
     chi2_log_sf,
     forward_with_features,
+    input_log_posteriors,
     lda_cascade_scores,
     mahalanobis_scores,
     oas_shrinkage,
@@ -236,6 +237,8 @@ def test_statistics_resume_from_a_checkpoint_bitwise(stream):
     for j in (0, 1):
         for field, value in model.feature_statistics().space(j).items():
             assert torch.equal(value, fresh.feature_statistics().space(j)[field])
+    for field, value in model.input_statistics.space(0).items():
+        assert torch.equal(value, fresh.input_statistics.space(0)[field])
     assert model.task_router_bytes() == fresh.task_router_bytes() > 0
 
 
@@ -359,4 +362,85 @@ def test_cov_rank_is_checked(kwargs, match):
     from avalanche_adahat import HATPlugin
 
     with pytest.raises(ValueError, match=match):
+        HATPlugin(**kwargs)
+
+
+def test_input_log_posteriors_by_hand():
+    class Fixed:  # a space whose discriminants are given
+        owners = torch.tensor([0, 0, 1, 2])
+
+        def discriminants(self, f):
+            assert f.shape == (1, 6) and f.dtype == F64  # flattened, float64
+            return torch.tensor([[1.0, 0.0, 2.0, -1.0]], dtype=F64)
+
+    scores = input_log_posteriors([0, 1, 2], Fixed(), torch.zeros(1, 2, 3))
+    e = math.exp
+    total = e(1) + e(0) + e(2) + e(-1)
+    expected = [(e(1) + e(0)) / total, e(2) / total, e(-1) / total]
+    torch.testing.assert_close(scores[:, 0].exp(), torch.tensor(expected, dtype=F64))
+
+
+def test_input_space_holds_every_tasks_raw_inputs_and_is_fused_into_the_cascade(stream):
+    """The input space's sums are those of the flattened training inputs of every task,
+    and the routed task is the argmax of the cascade's log p_t plus the input space's
+    task log-posterior."""
+    from avalanche_adahat.task_inference import feature_scores, infer, task_classes
+
+    model, _ = _train(stream)
+    stats = model.input_statistics
+    assert stats.spaces() == [0] and stats.owners(0) == {0, 1, 2}
+    x = torch.cat(
+        [torch.stack([e.dataset[i][0] for i in range(len(e.dataset))]) for e in stream.train_stream]
+    ).to(F64)
+    y = torch.cat(
+        [
+            torch.tensor([int(e.dataset[i][1]) for i in range(len(e.dataset))])
+            for e in stream.train_stream
+        ]
+    )
+    s = stats.space(0)
+    for i, c in enumerate(s["classes"].tolist()):
+        assert s["counts"][i].item() == (y == c).sum().item()
+        torch.testing.assert_close(s["sums"][i], x[y == c].sum(0), rtol=1e-12, atol=1e-9)
+    torch.testing.assert_close(s["moment"], x.t() @ x, rtol=1e-12, atol=1e-9)
+
+    model.eval()
+    test = torch.randn(32, 8)
+    tasks = model.trained_tasks()
+    width = model.max_class_label
+    with torch.no_grad():
+        _, cascade = feature_scores(model, test, tasks, width, "lda_cascade", model.task_statistics)
+        fused = cascade + input_log_posteriors(tasks, stats.model(0), test)
+        _, labels = infer(model, test, "lda_cascade", None, model.task_statistics, stats)
+    assert torch.equal(labels, torch.tensor(tasks)[fused.argmax(dim=0)])
+    assert task_classes(model, tasks, width).shape == (3, width)
+
+
+def test_input_space_is_off_when_asked_or_for_large_inputs(stream):
+    model, strategy = _train(stream, tasks=2, input_space=False)
+    assert not hasattr(model, "input_statistics")
+    assert strategy.eval(stream.test_stream[:2])  # the cascade alone routes
+    with mock.patch("avalanche_adahat.plugins.INPUT_SPACE_AUTO_FEATURES", 7):  # inputs have 8
+        model, _ = _train(stream, tasks=1)
+        assert not hasattr(model, "input_statistics")
+        model, _ = _train(stream, tasks=1, input_space=True)
+        assert model.input_statistics.owners(0) == {0}
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"input_space": "yes", "task_ids": "per_experience"}, "input_space must be"),
+        (
+            {"input_space": True, "task_ids": "per_experience", "task_inference": "mahalanobis"},
+            "input_space=True fuses the input space into task_inference='lda_cascade', "
+            "got task_inference='mahalanobis'",
+        ),
+        ({"input_space": True}, "got task_inference=None"),
+    ],
+)
+def test_input_space_is_checked(kwargs, match):
+    from avalanche_adahat import HATPlugin
+
+    with pytest.raises((TypeError, ValueError), match=match):
         HATPlugin(**kwargs)
