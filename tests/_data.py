@@ -1,7 +1,4 @@
-"""Small data made in the tests, and loading the benchmark scripts as modules."""
-
-import importlib.util
-import sys
+"""Small data made in the tests."""
 
 import torch
 from torch.utils.data import TensorDataset
@@ -48,13 +45,3 @@ def protected_entries(model):
 def stacked_inputs(dataset):
     """All inputs of an Avalanche dataset as one tensor."""
     return torch.stack([dataset[i][0] for i in range(len(dataset))])
-
-
-def load_script(path, name):
-    """The script at ``path`` imported as module ``name`` (registered, as its
-    dataclasses look their module up)."""
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module

@@ -1,15 +1,11 @@
 """benchmarks/class_incremental_table.py: the table from fabricated compare results."""
 
 import json
-from pathlib import Path
 
-from _data import load_script
-
-ROOT = Path(__file__).resolve().parents[1]
+import class_incremental_table as script
 
 
 def test_table_rows_from_results_json(tmp_path, capsys):
-    script = load_script(ROOT / "benchmarks" / "class_incremental_table.py", "ci_table")
     run = {"avg_acc": 0.8, "forgetting": 0.1, "task_id_acc": 0.9, "memory_bytes": 1000,
            "stored_samples": 0}  # fmt: skip
     data = {

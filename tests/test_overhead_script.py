@@ -5,7 +5,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from _data import load_script
+import overhead
+import overhead_memory
+from overhead_cases import STRATEGIES
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "overhead.py"
 
@@ -45,24 +47,19 @@ def test_overhead_script_smoke(tmp_path):
     assert persistent["extra_bytes"] < 0.05 * persistent["param_bytes"]
 
 
-def _load_script():
-    return load_script(SCRIPT, "overhead_script")
-
-
 def test_overhead_script_memory_is_the_median_of_repeated_children(monkeypatch):
     """Peak memory is the median over --memory-repeats sets of child processes (the
     children themselves are stubbed: each set returns the next readings)."""
-    script = _load_script()
-    args = script.parse_args(["--models", "mlp_small", "--memory-repeats", "3"])
+    args = overhead.parse_args(["--models", "mlp_small", "--memory-repeats", "3"])
     sets = iter([7, 3, 5])
 
     def one_set(a):
         value = next(sets)
-        return {name: {"mlp_small": value * 100 + k} for k, name in enumerate(script.STRATEGIES)}
+        return {name: {"mlp_small": value * 100 + k} for k, name in enumerate(STRATEGIES)}
 
-    monkeypatch.setattr(script, "run_memory_children", one_set)
-    medians, readings = script.measure_memory(args)
-    for k, name in enumerate(script.STRATEGIES):
+    monkeypatch.setattr(overhead_memory, "run_memory_children", one_set)
+    medians, readings = overhead_memory.measure_memory(args)
+    for k, name in enumerate(STRATEGIES):
         assert readings["mlp_small"][name] == [700 + k, 300 + k, 500 + k]
         assert medians["mlp_small"][name] == 500 + k
 

@@ -2,15 +2,11 @@
 
 import gzip
 import json
-from pathlib import Path
 
-from _data import load_script
-
-ROOT = Path(__file__).resolve().parents[1]
+import results_index as script
 
 
 def test_index_rows_from_results_json(tmp_path):
-    script = load_script(ROOT / "benchmarks" / "results_index.py", "results_index")
     merged = {
         "config": {"benchmark": "permuted_fmnist", "scenario": "task", "n_experiences": 20,
                    "seeds": [0, 1], "strategies": ["adahat"],

@@ -5,16 +5,10 @@ import json
 from pathlib import Path
 
 import pytest
-from _data import load_script
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "robustness_grid.py"
+import robustness_grid as script
 
 
-def _script():
-    return load_script(SCRIPT, "robustness_grid_script")
-
-
-def _write(script, root, cell, seed, job, accs, params=None, packed=False, **config_changes):
+def _write(root, cell, seed, job, accs, params=None, packed=False, **config_changes):
     """A results.json in ``<cell>_s<seed>/<job>/`` with one seed's average accuracy per
     strategy (``accs``: strategy -> accuracy)."""
     cell_obj = script.CELL_BY_NAME[cell]
@@ -42,23 +36,22 @@ def _write(script, root, cell, seed, job, accs, params=None, packed=False, **con
     (folder / "job.json").write_text(json.dumps({**job_record, "wall_seconds": 1.0}))
 
 
-def _grid(script, root):
+def _grid(root):
     # pfm20_s50, seeds 0 and 1 (and a seed 2 of a1e-2 without HAT/Naive: not paired)
     for seed, hat, naive, a1e2, a01, ewc in ((0, 0.60, 0.65, 0.66, 0.70, 0.72), (1, 0.62, 0.61, 0.63, 0.60, 0.70)):  # fmt: skip
-        _write(script, root, "pfm20_s50", seed, "base", {"hat": hat, "naive": naive})
-        _write(script, root, "pfm20_s50", seed, "a1e-2", {"adahat": a1e2})
-        _write(script, root, "pfm20_s50", seed, "a0.1", {"adahat": a01})
-        _write(script, root, "pfm20_s50", seed, "ewc", {"ewc": ewc})
-    _write(script, root, "pfm20_s50", 2, "a1e-2", {"adahat": 0.10})
+        _write(root, "pfm20_s50", seed, "base", {"hat": hat, "naive": naive})
+        _write(root, "pfm20_s50", seed, "a1e-2", {"adahat": a1e2})
+        _write(root, "pfm20_s50", seed, "a0.1", {"adahat": a01})
+        _write(root, "pfm20_s50", seed, "ewc", {"ewc": ewc})
+    _write(root, "pfm20_s50", 2, "a1e-2", {"adahat": 0.10})
     # sfm5, seed 0 only, no EWC
-    _write(script, root, "sfm5", 0, "base", {"hat": 0.99, "naive": 0.90})
-    _write(script, root, "sfm5", 0, "a1e-2", {"adahat": 0.985})
-    _write(script, root, "sfm5", 0, "a0.1", {"adahat": 0.97}, packed=True)
+    _write(root, "sfm5", 0, "base", {"hat": 0.99, "naive": 0.90})
+    _write(root, "sfm5", 0, "a1e-2", {"adahat": 0.985})
+    _write(root, "sfm5", 0, "a0.1", {"adahat": 0.97}, packed=True)
 
 
 def test_margins_worst_case_and_ewc(tmp_path):
-    script = _script()
-    _grid(script, tmp_path)
+    _grid(tmp_path)
     cells = [script.CELL_BY_NAME["pfm20_s50"], script.CELL_BY_NAME["sfm5"]]
     result = script.analyse(script.load(tmp_path, cells, reuse=False), cells)
     m = result["margins"]
@@ -84,8 +77,7 @@ def test_margins_worst_case_and_ewc(tmp_path):
 
 
 def test_summary_writes_the_page_the_figure_and_grid_json(tmp_path):
-    script = _script()
-    _grid(script, tmp_path)
+    _grid(tmp_path)
     argv = ["summary", "--root", str(tmp_path), "--cells", "pfm20_s50,sfm5", "--no-reuse"]
     assert script.main(argv) == 0
     page = (tmp_path / script.STUDY).read_text()
@@ -104,14 +96,13 @@ def test_summary_writes_the_page_the_figure_and_grid_json(tmp_path):
 
 
 def test_results_of_other_settings_or_parameters_are_refused(tmp_path):
-    script = _script()
     cells = [script.CELL_BY_NAME["pfm20_s50"]]
-    _write(script, tmp_path, "pfm20_s50", 0, "base", {"hat": 0.6, "naive": 0.6}, epochs=1)
+    _write(tmp_path, "pfm20_s50", 0, "base", {"hat": 0.6, "naive": 0.6}, epochs=1)
     with pytest.raises(ValueError, match="epochs=1"):
         script.load(tmp_path, cells, reuse=False)
     other = tmp_path / "other"
     params = {"adahat": {"protect": "gradient", "adjustment_intensity": 0.1}}
-    _write(script, other, "pfm20_s50", 0, "a0.1", {"adahat": 0.6}, params=params)
+    _write(other, "pfm20_s50", 0, "a0.1", {"adahat": 0.6}, params=params)
     with pytest.raises(ValueError, match="not candidate a0.1"):
         script.load(other, cells, reuse=False)
     # library defaults (no --set) stand for the default candidate only
@@ -120,7 +111,6 @@ def test_results_of_other_settings_or_parameters_are_refused(tmp_path):
 
 
 def test_compare_args_name_the_candidate_and_the_cell():
-    script = _script()
     cell = script.CELL_BY_NAME["sgd_s80"]
     args = script.compare_args(cell, "a0.3", 1, Path("out"))
     text = " ".join(args)
