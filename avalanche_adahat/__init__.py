@@ -4,12 +4,12 @@
 - :class:`HATPlugin`, :class:`AdaHATPlugin`: the same as plugins for any strategy;
 - :class:`HATConfig`, :class:`AdaHATConfig`: their hyperparameters, checked;
 - :mod:`avalanche_adahat.models`: HAT backbones;
-- :mod:`avalanche_adahat.functional`: the formulas, as pure tensor functions.
+- :mod:`avalanche_adahat.core.functional`: the formulas, as pure tensor functions.
 
 The names are imported when first used (``import avalanche_adahat`` alone loads
 neither torch nor Avalanche, so ``avalanche-adahat --help`` answers at once);
 using any of them also registers the optimizers' dill reducers that Avalanche's
-checkpoints need (:mod:`avalanche_adahat.checkpointing`).
+checkpoints need (:mod:`avalanche_adahat.core.checkpointing`).
 """
 
 from __future__ import annotations
@@ -21,16 +21,16 @@ __version__ = "0.1.0.dev0"
 
 #: ``{public name: the module defining it}``.
 _NAMES = {
-    "AdaHAT": "strategies",
-    "HAT": "strategies",
-    "AdaHATPlugin": "plugins",
-    "HATPlugin": "plugins",
-    "AdaHATConfig": "config",
-    "HATConfig": "config",
-    "PAPER_ADAHAT": "config",
-    "CoveredParameter": "masking",
-    "HATMask": "masking",
-    "HATModule": "masking",
+    "AdaHAT": "training.strategies",
+    "HAT": "training.strategies",
+    "AdaHATPlugin": "training.plugin",
+    "HATPlugin": "training.plugin",
+    "AdaHATConfig": "core.config",
+    "HATConfig": "core.config",
+    "PAPER_ADAHAT": "core.config",
+    "CoveredParameter": "nn.mask",
+    "HATMask": "nn.mask",
+    "HATModule": "nn.module",
 }
 
 __all__ = [
@@ -48,17 +48,18 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time, __getattr__ below
-    from .config import PAPER_ADAHAT, AdaHATConfig, HATConfig
-    from .masking import CoveredParameter, HATMask, HATModule
-    from .plugins import AdaHATPlugin, HATPlugin
-    from .strategies import HAT, AdaHAT
+    from .core.config import PAPER_ADAHAT, AdaHATConfig, HATConfig
+    from .nn.mask import CoveredParameter, HATMask
+    from .nn.module import HATModule
+    from .training.plugin import AdaHATPlugin, HATPlugin
+    from .training.strategies import HAT, AdaHAT
 
 
 def __getattr__(name: str):
     """Import a public name, or a submodule (``avalanche_adahat.models``), when first used."""
     if name.startswith("__"):
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    importlib.import_module(".checkpointing", __name__)  # dill fix for save_checkpoint
+    importlib.import_module(".core.checkpointing", __name__)  # dill fix for save_checkpoint
     if name in _NAMES:
         value = getattr(importlib.import_module(f".{_NAMES[name]}", __name__), name)
     else:

@@ -17,9 +17,9 @@ from avalanche.logging import InteractiveLogger
 from avalanche.training.plugins import EvaluationPlugin
 from avalanche.training.supervised import Naive
 
-from .benchmarks import split_digits
+from .data.benchmarks import split_digits
 from .models import HATMLP
-from .strategies import HAT, AdaHAT
+from .training.strategies import HAT, AdaHAT
 
 __all__ = ["main", "run_demo"]
 

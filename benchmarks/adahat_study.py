@@ -55,7 +55,7 @@ SWEEP_SETTING = {
 
 
 #: Training images of scikit-learn's digits after the stratified 30 % test split
-#: (``avalanche_adahat.benchmarks.digits_tensors``): about 1,257 of 1,797.
+#: (``avalanche_adahat.data.benchmarks.digits_tensors``): about 1,257 of 1,797.
 DIGITS_TRAIN = 1257
 
 

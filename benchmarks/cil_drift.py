@@ -27,10 +27,10 @@ from avalanche.evaluation.metrics import accuracy_metrics
 from avalanche.training.plugins import EvaluationPlugin
 
 from avalanche_adahat import HAT, AdaHAT
-from avalanche_adahat.benchmarks import DEBIAN_FMNIST, FMNIST_MEAN, FMNIST_STD, fmnist_tensors
+from avalanche_adahat.data import DEBIAN_FMNIST, FMNIST_MEAN, FMNIST_STD, fmnist_tensors
 from avalanche_adahat.inference import FeatureStatistics, update_statistics
+from avalanche_adahat.metrics.task_id import task_id_accuracy_metrics
 from avalanche_adahat.models import HATMLP
-from avalanche_adahat.task_id_metrics import task_id_accuracy_metrics
 
 ACC = "Top1_Acc_Stream/eval_phase/test_stream/Task000"
 TASK_ACC = "TaskIdAcc_Stream/eval_phase/test_stream/Task000"

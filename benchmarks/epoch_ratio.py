@@ -15,11 +15,11 @@ time, one thread by default).
 plugin does (``_FlushSubnormals``): without it, on CPUs that take microcode assists
 on subnormal operands, the baseline itself runs up to twice as slow and the ratios
 would flatter HAT. Every strategy reads its batches from whole tensors
-(:class:`avalanche_adahat.fast_data.FastDataPlugin`), so per-sample loading (about
+(:class:`avalanche_adahat.data.fast_data.FastDataPlugin`), so per-sample loading (about
 0.5 ms per Fashion-MNIST image through PIL) does not dilute the ratios.
 
 ``AdaHAT (gradient)`` is AdaHAT with ``protect="gradient"`` (the papers' step).
-``(compiled)`` rows run with ``compile_step=True`` (:mod:`avalanche_adahat.step`);
+``(compiled)`` rows run with ``compile_step=True`` (:mod:`avalanche_adahat.core.step`);
 the seconds their compilation took (wall time, in task 2) are printed under the
 table. ``HAT (subnormals kept)`` is HAT with the plugin's subnormal flush switched off:
 the regression row for the slowdown that flush removes (gates
@@ -54,9 +54,9 @@ from avalanche.training import Naive  # noqa: E402
 from avalanche.training.plugins import EvaluationPlugin  # noqa: E402
 
 from avalanche_adahat import HAT, AdaHAT, HATPlugin  # noqa: E402
-from avalanche_adahat import benchmarks as bm  # noqa: E402
 from avalanche_adahat import models as hat_models  # noqa: E402
-from avalanche_adahat.fast_data import FastDataPlugin, sources_from_flat_datasets  # noqa: E402
+from avalanche_adahat.data import benchmarks as bm  # noqa: E402
+from avalanche_adahat.data.fast_data import FastDataPlugin, sources_from_flat_datasets  # noqa: E402
 
 MODELS = {
     "mlp_small": (lambda d: hat_models.HATMLP(d, (256, 100, 64), 2), "MLP d-256-100-64"),

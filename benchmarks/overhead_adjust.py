@@ -13,7 +13,7 @@ import statistics
 import torch
 from overhead_cases import Clock
 
-from avalanche_adahat.step import StepMaths
+from avalanche_adahat.core.step import StepMaths
 
 
 def adjust_ours(strategy) -> None:
@@ -28,7 +28,7 @@ def adjust_ours(strategy) -> None:
 
 def adjust_compiled(strategy, maths) -> None:
     """:func:`adjust_ours` with the step maths compiled (``compile_step=True``:
-    :func:`avalanche_adahat.step.scale_by_rates` fused by ``torch.compile``)."""
+    :func:`avalanche_adahat.core.step.scale_by_rates` fused by ``torch.compile``)."""
     plugin = strategy.hat_plugin
     eager, plugin.step_maths = plugin.step_maths, maths
     try:

@@ -86,7 +86,7 @@ CELLS = [
     Cell("sfm5", "Split FMNIST 5, full data, 1 ep",
          pfm(5, None, 1, benchmark="split_fmnist", test_per_task=None), 12000),
     # compare's split_digits defaults; 248-254 training images per task
-    # (avalanche_adahat.benchmarks.split_digits, seeds 0-2): 16 batches of 16 per epoch
+    # (avalanche_adahat.data.benchmarks.split_digits, seeds 0-2): 16 batches of 16 per epoch
     Cell("sdigits", "split_digits, Adam 3e-3, batch 16, 10 ep",
          pfm(None, None, 10, "adam", 3e-3, benchmark="split_digits", batch_size=16,
              test_per_task=None), 252),

@@ -28,8 +28,8 @@ from avalanche.training.plugins import EvaluationPlugin  # noqa: E402
 from epoch_ratio import blobs  # noqa: E402
 
 from avalanche_adahat import HAT  # noqa: E402
+from avalanche_adahat.inference import RULES, set_task_inference  # noqa: E402
 from avalanche_adahat.models import HATMLP  # noqa: E402
-from avalanche_adahat.task_inference import RULES  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -59,11 +59,11 @@ def main(argv=None) -> int:
     with torch.no_grad():
         for _ in range(args.repeats):
             for name, rule in cases.items():
-                model.set_task_inference(rule)
+                set_task_inference(model, rule)
                 start = time.process_time()
                 model(x, labels)
                 times[name].append(time.process_time() - start)
-    model.set_task_inference(None)
+    model.set_router(None)
     base = statistics.median(times["task label given (one mask)"])
     print(f"{len(x)} test samples, {args.tasks} trained tasks, MLP 784-{args.hidden}, "
           f"{args.threads} thread(s), median of {args.repeats}")  # fmt: skip

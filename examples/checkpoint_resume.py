@@ -21,7 +21,7 @@ from avalanche.training.plugins import EvaluationPlugin
 
 import avalanche_adahat  # noqa: F401  (registers the optimizer pickling fix)
 from avalanche_adahat import AdaHAT
-from avalanche_adahat.benchmarks import split_digits
+from avalanche_adahat.data import split_digits
 from avalanche_adahat.models import HATMLP
 
 

@@ -10,8 +10,8 @@ Run without ``torchrun`` it trains in a single process, with the same results
 up to floating-point rounding when the global batch is the same (the per-process
 batch is ``--global-batch / world size``).
 
-What it takes (see ``avalanche_adahat.distributed``): ``init_distributed``
-first, a :class:`~avalanche_adahat.distributed.DistributedModelPlugin` so the
+What it takes (see ``avalanche_adahat.training.distributed``): ``init_distributed``
+first, a :class:`~avalanche_adahat.training.distributed.DistributedModelPlugin` so the
 model is wrapped in ``DistributedDataParallel`` for every training experience,
 loggers in the main process only. Avalanche shards the training and test data
 with a ``DistributedSampler``; its metrics are computed on each process's shard
@@ -35,9 +35,9 @@ from avalanche.training.determinism.rng_manager import RNGManager
 from avalanche.training.plugins import EvaluationPlugin
 
 from avalanche_adahat import HAT, AdaHAT
-from avalanche_adahat.benchmarks import split_digits
-from avalanche_adahat.distributed import DistributedModelPlugin
+from avalanche_adahat.data import split_digits
 from avalanche_adahat.models import HATMLP
+from avalanche_adahat.training.distributed import DistributedModelPlugin
 
 
 def main(argv: list[str] | None = None) -> int:

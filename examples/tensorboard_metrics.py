@@ -24,7 +24,7 @@ from avalanche.logging import TensorboardLogger
 from avalanche.training.plugins import EvaluationPlugin
 
 from avalanche_adahat import HAT, AdaHAT
-from avalanche_adahat.benchmarks import split_digits
+from avalanche_adahat.data import split_digits
 from avalanche_adahat.metrics import accuracy_matrix, capacity_curve, hat_metrics
 from avalanche_adahat.models import HATMLP
 from avalanche_adahat.plots import plot_accuracy_matrix, plot_capacity, plot_mask_map

@@ -3,7 +3,7 @@
 import torch
 from torch.utils.data import TensorDataset
 
-from avalanche_adahat import functional as F
+from avalanche_adahat.core import functional as F
 
 
 def tensor_benchmark(

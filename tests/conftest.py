@@ -17,6 +17,6 @@ def tiny_benchmark():
 
 @pytest.fixture(scope="session")
 def digits_benchmark():
-    from avalanche_adahat.benchmarks import split_digits
+    from avalanche_adahat.data import split_digits
 
     return split_digits(5, seed=0)

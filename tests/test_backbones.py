@@ -18,7 +18,7 @@ from torch.utils.data import TensorDataset
 
 import avalanche_adahat
 from avalanche_adahat import AdaHATPlugin, HATPlugin
-from avalanche_adahat.functional import outer_max
+from avalanche_adahat.core.functional import outer_max
 from avalanche_adahat.models import (
     CONVERTIBLE_LAYERS,
     HATAlexNet,

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from avalanche_adahat import benchmarks as bm
 from avalanche_adahat.__main__ import main
 from avalanche_adahat.compare import matrix_metrics
-from avalanche_adahat.fast_data import TensorLoader, TensorSource
+from avalanche_adahat.data import benchmarks as bm
+from avalanche_adahat.data.fast_data import TensorLoader, TensorSource
 
 FMNIST = Path("/usr/share/datasets/fashion-mnist")
 STRATEGIES = ["adahat", "hat", "naive", "ewc"]

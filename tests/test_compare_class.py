@@ -272,7 +272,7 @@ def test_streaming_lda_and_cumulative_on_split_digits(digits_class_run):
 def test_streaming_lda_makes_one_pass_whatever_the_epochs():
     from avalanche.training.supervised import StreamingLDA
 
-    from avalanche_adahat.benchmarks import split_digits
+    from avalanche_adahat.data import split_digits
 
     benchmark = split_digits(5, seed=0, return_task_id=False)
     spec = STRATEGIES["streaming_lda"]
@@ -314,11 +314,11 @@ def test_streaming_lda_takes_any_model_option():
 
 
 def test_feature_rules_have_no_calibrated_variant():
-    from avalanche_adahat import task_inference
+    from avalanche_adahat.core import task_rules
 
-    for rule in task_inference.RULES:
+    for rule in task_rules.RULES:
         assert f"hat_{rule}" in STRATEGIES
-        feature = rule in getattr(task_inference, "FEATURE_RULES", ())
+        feature = rule in task_rules.FEATURE_RULES
         assert (f"hat_{rule}_cal" in STRATEGIES) == (not feature), rule
 
 
@@ -327,7 +327,7 @@ def test_class_order_is_avalanches_seeded_order():
     """``class_order(N)`` is the order Avalanche draws with ``seed=N`` (and no fixed order)."""
     from avalanche.benchmarks import nc_benchmark
 
-    from avalanche_adahat.benchmarks import _dataset, digits_tensors
+    from avalanche_adahat.data.benchmarks import _dataset, digits_tensors
 
     x, y, xt, yt = digits_tensors()
     state = torch.get_rng_state()

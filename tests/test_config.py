@@ -1,4 +1,4 @@
-"""The HAT hyperparameters live in one checked dataclass per method (avalanche_adahat.config)."""
+"""The HAT hyperparameters live in one checked dataclass per method (avalanche_adahat.core.config)."""
 
 from __future__ import annotations
 

@@ -21,10 +21,11 @@ from avalanche_adahat.inference import (
     lda_cascade_scores,
     mahalanobis_scores,
     oas_shrinkage,
+    set_task_inference,
     update_statistics,
 )
+from avalanche_adahat.metrics.task_id import task_id_accuracy_metrics
 from avalanche_adahat.models import HATMLP
-from avalanche_adahat.task_id_metrics import task_id_accuracy_metrics
 
 F64 = torch.float64
 
@@ -214,7 +215,7 @@ def test_mahalanobis_gathers_only_each_tasks_own_space(stream):
     model, _ = _train(stream, rule="mahalanobis")
     stats = model.feature_statistics()
     assert [stats.owners(j) for j in stats.spaces()] == [{0}, {1}, {2}]
-    model.set_task_inference("lda_cascade")
+    set_task_inference(model, "lda_cascade")
     with pytest.raises(ValueError, match="'lda_cascade' needs task 0's feature space"):
         model.eval()(torch.randn(2, 8), torch.zeros(2, dtype=torch.long))
 
@@ -384,7 +385,7 @@ def test_input_space_holds_every_tasks_raw_inputs_and_is_fused_into_the_cascade(
     """The input space's sums are those of the flattened training inputs of every task,
     and the routed task is the argmax of the cascade's log p_t plus the input space's
     task log-posterior."""
-    from avalanche_adahat.task_inference import feature_scores, infer, task_classes
+    from avalanche_adahat.inference.router import feature_scores, infer, task_classes
 
     model, _ = _train(stream)
     stats = model.input_statistics
@@ -420,7 +421,9 @@ def test_input_space_is_off_when_asked_or_for_large_inputs(stream):
     model, strategy = _train(stream, tasks=2, input_space=False)
     assert not hasattr(model, "input_statistics")
     assert strategy.eval(stream.test_stream[:2])  # the cascade alone routes
-    with mock.patch("avalanche_adahat.plugins.INPUT_SPACE_AUTO_FEATURES", 7):  # inputs have 8
+    with mock.patch(
+        "avalanche_adahat.training.plugin.INPUT_SPACE_AUTO_FEATURES", 7
+    ):  # inputs have 8
         model, _ = _train(stream, tasks=1)
         assert not hasattr(model, "input_statistics")
         model, _ = _train(stream, tasks=1, input_space=True)

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from avalanche_adahat import functional as F
+from avalanche_adahat.core import functional as F
 
 
 @pytest.mark.parametrize(

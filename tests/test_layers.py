@@ -1,4 +1,4 @@
-"""HAT layers (avalanche_adahat.layers): the dispatcher, the wrappers, and the covered
+"""HAT layers (avalanche_adahat.nn.layers): the dispatcher, the wrappers, and the covered
 parameters and forward passes of the backbones built from them."""
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from avalanche.models import SimpleMLP
 from torch import nn
 
 from avalanche_adahat import CoveredParameter, HATMask, HATModule
-from avalanche_adahat.layers import (
+from avalanche_adahat.models import HATMLP, HATAlexNet, HATResNet, convert_to_hat
+from avalanche_adahat.nn.layers import (
     HAT_LAYERS,
     HATConv2d,
     HATLinear,
@@ -20,7 +21,6 @@ from avalanche_adahat.layers import (
     hat_chain,
     hat_layer_for,
 )
-from avalanche_adahat.models import HATMLP, HATAlexNet, HATResNet, convert_to_hat
 
 # ---------------------------------------------------------------- the dispatcher
 

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from avalanche_adahat import HATMask
-from avalanche_adahat.masking import init_embedding
 from avalanche_adahat.models import HATMLP
+from avalanche_adahat.nn import init_embedding
 
 
 def test_store_cumulative_and_summative_after_three_tasks():

@@ -13,8 +13,8 @@ from avalanche.logging import InteractiveLogger, TensorboardLogger, TextLogger
 from avalanche.training.plugins import EvaluationPlugin
 
 from avalanche_adahat import HAT, AdaHAT, AdaHATPlugin, HATPlugin
-from avalanche_adahat.benchmarks import split_digits
-from avalanche_adahat.functional import ADAHAT_MODES, HAT_MODES
+from avalanche_adahat.core.functional import ADAHAT_MODES, HAT_MODES
+from avalanche_adahat.data import split_digits
 from avalanche_adahat.metrics import (
     MaskUsage,
     NetworkCapacity,

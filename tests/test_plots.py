@@ -12,7 +12,7 @@ from avalanche.evaluation.metrics import accuracy_metrics
 from avalanche.training.plugins import EvaluationPlugin
 
 from avalanche_adahat import HAT
-from avalanche_adahat.benchmarks import split_digits
+from avalanche_adahat.data import split_digits
 from avalanche_adahat.metrics import accuracy_matrix, capacity_curve, hat_metrics
 from avalanche_adahat.models import HATMLP
 from avalanche_adahat.plots import (

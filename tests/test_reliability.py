@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from avalanche_adahat import HAT
-from avalanche_adahat import functional as F
-from avalanche_adahat.masking import HATMask
+from avalanche_adahat.core import functional as F
 from avalanche_adahat.models import HATMLP
+from avalanche_adahat.nn import HATMask
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""The step's parameter-sized maths (avalanche_adahat.step): readable, eager hot path and
+"""The step's parameter-sized maths (avalanche_adahat.core.step): readable, eager hot path and
 compiled versions agree bit for bit, and a compiled training run equals an eager one."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from _data import protected_entries, tensor_benchmark
 from avalanche.training.plugins import EvaluationPlugin
 
 from avalanche_adahat import HAT, AdaHAT
-from avalanche_adahat import functional as F
-from avalanche_adahat import step as S
+from avalanche_adahat.core import functional as F
+from avalanche_adahat.core import step as S
 from avalanche_adahat.models import HATMLP
 
 # (parameter shape, has input units): a Linear, its bias, a conv, a Linear after a conv.
@@ -196,7 +196,7 @@ def test_snapshots_reuse_their_buffers():
 
 
 def test_only_plain_sgd_updates_are_scaled_gradients():
-    from avalanche_adahat.optimizers import update_is_scaled_gradient
+    from avalanche_adahat.core.optimizers import update_is_scaled_gradient
 
     p = [torch.nn.Parameter(torch.zeros(2))]
     assert update_is_scaled_gradient(torch.optim.SGD(p, lr=0.1))
@@ -241,7 +241,7 @@ def test_update_under_plain_sgd_equals_the_snapshot_path(monkeypatch):
     for cls, exact in ((HAT, True), (AdaHAT, False)):
         fast = _train_sgd(cls, protect="update", clip_grad_norm=1.0)
         with monkeypatch.context() as m:  # force the snapshot-and-blend path
-            m.setattr("avalanche_adahat.plugins.update_is_scaled_gradient", lambda o: False)
+            m.setattr("avalanche_adahat.training.plugin.update_is_scaled_gradient", lambda o: False)
             blended = _train_sgd(cls, protect="update", clip_grad_norm=1.0)
         for k in fast:
             if exact:

@@ -9,9 +9,15 @@ from avalanche.evaluation.metrics import accuracy_metrics
 from avalanche.training.plugins import EvaluationPlugin
 
 from avalanche_adahat import HAT
+from avalanche_adahat.inference.router import (
+    LOGIT_RULES,
+    MASKED_LOGIT,
+    RULES,
+    set_task_inference,
+    task_scores,
+)
+from avalanche_adahat.metrics.task_id import task_id_accuracy_metrics
 from avalanche_adahat.models import HATMLP
-from avalanche_adahat.task_id_metrics import task_id_accuracy_metrics
-from avalanche_adahat.task_inference import LOGIT_RULES, MASKED_LOGIT, RULES, task_scores
 
 HEAD_RULES = ("msp", "entropy", "energy")  # functions of each task's own logits
 
@@ -74,7 +80,7 @@ def test_each_rule_finds_the_task_of_well_separated_data(rule, class_incremental
 def test_infer_picks_the_most_confident_task_for_each_rule(rule, monkeypatch, class_incremental):
     """With designed logits the right task is known: sample 0 is confident under task 1,
     sample 1 under task 0 (every rule agrees on these)."""
-    import avalanche_adahat.task_inference as TI
+    import avalanche_adahat.inference.router as TI
 
     torch.manual_seed(0)
     model = HATMLP(8, (16,))
@@ -101,7 +107,7 @@ def test_logits_cover_all_classes_with_the_chosen_task_active(class_incremental)
     strategy = _strategy(model, task_ids="per_experience", task_inference="energy")
     for exp in class_incremental.train_stream:
         strategy.train(exp)
-    model.set_task_inference("energy")
+    set_task_inference(model, "energy")
     model.eval()
     x = stacked_inputs(class_incremental.test_stream[1].dataset)
     out = model(x, torch.zeros(len(x), dtype=torch.long))
@@ -154,7 +160,7 @@ def test_task_inference_options_are_checked(kwargs, match):
 
 
 def test_calibration_statistics_are_each_tasks_own_training_scores(class_incremental):
-    from avalanche_adahat.task_inference import score_statistics
+    from avalanche_adahat.inference.router import score_statistics
 
     torch.manual_seed(0)
     model = HATMLP(8, (16,))
@@ -175,7 +181,7 @@ def test_calibration_statistics_are_each_tasks_own_training_scores(class_increme
 def test_oneshot_score_is_minus_the_entropy_gradient_of_the_mask_superposition(class_incremental):
     """SupSup's one-shot rule: -dH/da_t of the joint prediction's entropy at a = 1/T,
     checked against central differences of H with the superposed gates built by hand."""
-    from avalanche_adahat.task_inference import oneshot_scores, task_classes, task_logits
+    from avalanche_adahat.inference.router import oneshot_scores, task_classes, task_logits
 
     torch.manual_seed(0)
     model = HATMLP(8, (16, 16))

@@ -8,8 +8,8 @@ import os
 import shlex
 import sys
 
-from .. import benchmarks as bm
-from ..task_inference import RULES as TASK_INFERENCE_RULES
+from ..core.task_rules import RULES as TASK_INFERENCE_RULES
+from ..data import benchmarks as bm
 from .config import DEFAULTS, build_config, progress_mode
 from .errors import CompareError
 from .registry import BENCHMARKS, MODELS

@@ -30,8 +30,8 @@ from typing import Any
 
 import torch
 
-from .. import benchmarks as bm
-from ..fast_data import sources_from_flat_datasets
+from ..data import benchmarks as bm
+from ..data.fast_data import sources_from_flat_datasets
 from ..models import HATMLP, HATAlexNet, HATResNet18
 
 __all__ = [

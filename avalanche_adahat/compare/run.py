@@ -14,9 +14,9 @@ import numpy as np
 import torch
 from avalanche.core import SupervisedPlugin
 
-from .. import benchmarks as bm
-from ..fast_data import FastDataPlugin
-from ..metrics import accuracy_matrix
+from ..data import benchmarks as bm
+from ..data.fast_data import FastDataPlugin
+from ..metrics.plugin_metrics import accuracy_matrix
 from .config import progress_mode, strategy_params
 from .errors import CompareError
 from .registry import BENCHMARKS, class_order, data_root_error
@@ -174,7 +174,7 @@ def _evaluator(progress: str, task_id: bool = False):
     from avalanche.logging import InteractiveLogger
     from avalanche.training.plugins import EvaluationPlugin
 
-    from ..task_id_metrics import task_id_accuracy_metrics
+    from ..metrics.task_id import task_id_accuracy_metrics
 
     loggers = [InteractiveLogger()] if progress == "bar" else []
     metrics = [accuracy_metrics(experience=True)]

@@ -4,7 +4,7 @@
 parameters it accepts, the model it trains (:meth:`StrategySpec.build_model`) and
 how to build it (:meth:`StrategySpec.build`). :class:`HATSpec` is the HAT family
 (its ``hat_family`` field: network capacity is recorded; its hyperparameters are
-checked by the library's config, :mod:`avalanche_adahat.config`),
+checked by the library's config, :mod:`avalanche_adahat.core.config`),
 :class:`PackNetSpec` Avalanche's PackNet with its own model and plugin list,
 :class:`ICaRLSpec` Avalanche's ICaRL and :class:`StreamingLDASpec` Avalanche's
 StreamingLDA on raw inputs (both class-incremental only). Each spec also measures
@@ -21,8 +21,8 @@ from typing import Any
 
 import torch
 
-from .. import task_inference
-from ..task_inference import RULES as TASK_INFERENCE_RULES
+from ..core.task_rules import FEATURE_RULES
+from ..core.task_rules import RULES as TASK_INFERENCE_RULES
 from .errors import CompareError
 from .registry import MODELS, SCENARIOS, mlp_params, shared_head_mlp
 
@@ -35,10 +35,6 @@ __all__ = [
     "StrategySpec",
     "StreamingLDASpec",
 ]
-
-#: Task-inference rules that score tasks from feature statistics, not head logits:
-#: calibration does not apply to them, so they get no ``hat_<rule>_cal`` strategy.
-FEATURE_RULES: tuple[str, ...] = tuple(getattr(task_inference, "FEATURE_RULES", ()))
 
 
 # =========================================================================== strategies
@@ -132,12 +128,12 @@ class HATSpec(StrategySpec):
     hat_family: bool = field(default=True, init=False)
 
     def strategy_class(self) -> type:
-        from .. import strategies
+        from ..training import strategies
 
         return getattr(strategies, self.cls_name)
 
     def allowed_params(self) -> set[str]:
-        """The fields of the strategy's config (:mod:`avalanche_adahat.config`), less the
+        """The fields of the strategy's config (:mod:`avalanche_adahat.core.config`), less the
         mode the spec fixes."""
         return set(self.strategy_class().plugin_class.config_class.field_names()) - {
             "adjustment_mode"

@@ -13,7 +13,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from .statistics import FeatureStatistics
+from ..nn.statistics import FeatureStatistics
 
 __all__ = ["INPUT_SPACE", "forward_with_features", "update_statistics"]
 

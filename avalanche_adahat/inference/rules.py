@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .statistics import SpaceModel
+from ..nn.statistics import SpaceModel
 
 __all__ = [
     "chi2_log_sf",

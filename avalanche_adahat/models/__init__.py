@@ -9,7 +9,7 @@
 - :class:`TaskBatchNorm`: one BatchNorm per task label, for custom backbones.
 """
 
-from .. import checkpointing as _checkpointing  # noqa: F401  (dill fix for save_checkpoint)
+from ..core import checkpointing as _checkpointing  # noqa: F401  (dill fix for save_checkpoint)
 from ._common import HATBackbone, TaskBatchNorm
 from .alexnet import HATAlexNet
 from .convert import CONVERTIBLE_LAYERS, HATSequential, convert_to_hat

@@ -10,8 +10,8 @@ from avalanche.benchmarks.scenarios import CLExperience
 from avalanche.models import IncrementalClassifier, MultiHeadClassifier
 from torch import Tensor, nn
 
-from ..checks import check_positive_int
-from ..masking import HATModule
+from ..core.checks import check_positive_int
+from ..nn.module import HATModule
 
 __all__ = ["HATBackbone", "TaskBatchNorm", "check_sizes", "make_head"]
 

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from ..checks import check_bool, check_positive_int, check_probability
-from ..layers import apply_gate, hat_chain
+from ..core.checks import check_bool, check_positive_int, check_probability
+from ..nn.layers import apply_gate, hat_chain
 from ._common import HATBackbone, check_sizes, make_head
 
 __all__ = ["HATAlexNet"]
@@ -38,7 +38,7 @@ class HATAlexNet(HATBackbone):
     a conv mask is one value per channel, broadcast over positions. The
     first Linear's input feature ``j`` belongs to channel ``j // (H*W)`` of the
     last conv (PyTorch's channel-major flatten): its
-    :class:`~avalanche_adahat.layers.HATLinear` has ``in_repeat=H*W``. The HAT
+    :class:`~avalanche_adahat.nn.layers.HATLinear` has ``in_repeat=H*W``. The HAT
     layers (``hat_layers``: 3 convs, then the FCs) keep their layers in
     ``convs`` / ``fcs`` and their masks in ``conv_masks`` / ``fc_masks``.
 

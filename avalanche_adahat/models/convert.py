@@ -12,8 +12,8 @@ import torch.fx
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..checks import check_bool, check_positive_int
-from ..layers import HAT_LAYERS, HATLayer, apply_gate, hat_chain
+from ..core.checks import check_bool, check_positive_int
+from ..nn.layers import HAT_LAYERS, HATLayer, apply_gate, hat_chain
 from ._common import HATBackbone, TaskBatchNorm, make_head
 from .resnet import HATResNet
 from .torchvision_resnet import convert_torchvision_resnet
@@ -78,7 +78,7 @@ class HATSequential(HATBackbone):
 
     ``layers`` holds the converted body (every layer but the final Linear),
     ``hat_layers`` the HAT layers of its weighted layers
-    (:func:`~avalanche_adahat.layers.hat_layer_for`), in order, whose masks are
+    (:func:`~avalanche_adahat.nn.layers.hat_layer_for`), in order, whose masks are
     in ``masks``, and ``head`` the classifier. Use :func:`convert_to_hat` to
     build one.
 
@@ -261,13 +261,13 @@ _INSTEAD = {
     "softmax": "remove it: the HAT head returns logits, and the strategies' default "
     "CrossEntropyLoss applies the softmax itself",
     "add": "a residual addition cannot be a chain of layers: for a torchvision ResNet-18/34 "
-    "pass the torchvision model, otherwise build a HATModule from avalanche_adahat.layers "
+    "pass the torchvision model, otherwise build a HATModule from avalanche_adahat.nn.layers "
     "(CONTRIBUTING.md, 'Adding a backbone')",
     "iadd": "a residual addition cannot be a chain of layers: for a torchvision ResNet-18/34 "
-    "pass the torchvision model, otherwise build a HATModule from avalanche_adahat.layers "
+    "pass the torchvision model, otherwise build a HATModule from avalanche_adahat.nn.layers "
     "(CONTRIBUTING.md, 'Adding a backbone')",
     "cat": "branches joined by a concatenation cannot be a chain of layers: build a "
-    "HATModule from avalanche_adahat.layers (CONTRIBUTING.md, 'Adding a backbone')",
+    "HATModule from avalanche_adahat.nn.layers (CONTRIBUTING.md, 'Adding a backbone')",
 }
 
 
@@ -459,7 +459,7 @@ def convert_to_hat(
     The result has the same layers with copied (deep-copied, never shared)
     weights, plus:
 
-    - a HAT layer (:func:`~avalanche_adahat.layers.hat_layer_for`: a
+    - a HAT layer (:func:`~avalanche_adahat.nn.layers.hat_layer_for`: a
       :class:`~avalanche_adahat.HATMask` on the output units, features or
       channels) for every ``Linear`` and ``Conv2d`` except the last layer. The
       mask multiplies the units where they enter the next weighted layer (or

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from ..checks import check_bool, check_positive_int, check_probability
-from ..layers import apply_gate, hat_chain
-from ..masking import HATModule
+from ..core.checks import check_bool, check_positive_int, check_probability
+from ..nn.layers import apply_gate, hat_chain
+from ..nn.module import HATModule
 from ._common import check_sizes, make_head
 
 __all__ = ["HATMLP"]
@@ -20,7 +20,7 @@ class HATMLP(HATModule):
     ``x -> [Linear -> ReLU -> mask -> Dropout] * len(hidden_sizes) -> head``.
     The mask multiplies each hidden layer's output after the nonlinearity, as
     in the HAT paper's MLP (HAT Eq. 1: ``h' = m^t * relu(W h + b)``). Each
-    Linear is a :class:`~avalanche_adahat.layers.HATLinear` in ``hat_layers``;
+    Linear is a :class:`~avalanche_adahat.nn.layers.HATLinear` in ``hat_layers``;
     ``layers[i]`` and ``masks[i]`` are its Linear and mask.
 
     :param input_size: number of input features (inputs are flattened).

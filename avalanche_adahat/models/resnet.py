@@ -31,7 +31,7 @@ block shortcut     ``m_out``           ``m_in``
 
 conv2 and the shortcut conv both write the block output's channels, so both
 are indexed by ``m_out`` (the shortcut's
-:class:`~avalanche_adahat.layers.HATConv2d` shares conv2's mask). The convs have no bias (BN follows). Every conv is
+:class:`~avalanche_adahat.nn.layers.HATConv2d` shares conv2's mask). The convs have no bias (BN follows). Every conv is
 therefore a :class:`~avalanche_adahat.CoveredParameter`, the downsample 1x1
 shortcut convs included (the reference leaves them unprotected). The identity
 shortcut has no parameters: it carries channel ``i`` of ``x``, already gated
@@ -48,9 +48,9 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from ..checks import check_bool, check_one_of, check_positive_int
-from ..layers import HATConv2d, apply_gate
-from ..masking import HATMask
+from ..core.checks import check_bool, check_one_of, check_positive_int
+from ..nn.layers import HATConv2d, apply_gate
+from ..nn.mask import HATMask
 from ._common import HATBackbone, TaskBatchNorm, check_sizes, make_head
 
 __all__ = ["HATBasicBlock", "HATResNet", "HATResNet18", "HATResNet34"]
@@ -61,7 +61,7 @@ class HATBasicBlock(nn.Module):
 
     See the module docstring for the masking design. ``in_mask`` is the mask of
     the block's input, owned by the layer before (``None``: the block reads the
-    data). The convs are :class:`~avalanche_adahat.layers.HATConv2d` layers in
+    data). The convs are :class:`~avalanche_adahat.nn.layers.HATConv2d` layers in
     ``hat_layers`` (conv1, conv2, then the shortcut conv if any).
     """
 

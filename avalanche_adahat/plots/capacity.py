@@ -17,8 +17,8 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from ..masking import HATModule
-from ..metric_values import capacity_curve, layer_names
+from ..metrics.values import capacity_curve, layer_names
+from ..nn.module import HATModule
 from ._png import Size, png_writer
 
 __all__ = [

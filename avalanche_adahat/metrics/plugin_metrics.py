@@ -45,7 +45,7 @@ This module holds the ``PluginMetric`` classes, their factories and
 :func:`layer_adjustment_rates`; the plain functions over a backbone or over
 recorded values (:func:`mask_usage`, :func:`capacity_curve`,
 :func:`accuracy_matrix`, :func:`layer_names`) are in
-:mod:`avalanche_adahat.metric_values` and importable from here.
+:mod:`avalanche_adahat.metrics.values` and importable from here.
 """
 
 from __future__ import annotations
@@ -58,9 +58,9 @@ from avalanche.evaluation import PluginMetric
 from avalanche.evaluation.metric_results import MetricValue
 from avalanche.evaluation.metric_utils import get_metric_name
 
-from .masking import HATModule
-from .metric_values import accuracy_matrix, capacity_curve, layer_names, mask_usage
-from .plugins import HATPlugin, _hat_model
+from ..nn.module import HATModule
+from ..training.plugin import HATPlugin, _hat_model
+from .values import accuracy_matrix, capacity_curve, layer_names, mask_usage
 
 __all__ = [
     "AdjustmentRate",

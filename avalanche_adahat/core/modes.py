@@ -1,7 +1,7 @@
 """Adjustment modes as objects: one small class per mode, one registry everyone reads.
 
 A mode owns its unit-wise rate (docs/ALGORITHM.md §3; a parameter's rate is the outer max of
-its units' rates, :func:`avalanche_adahat.functional.outer_max`) and says what
+its units' rates, :func:`avalanche_adahat.core.functional.outer_max`) and says what
 the plugins, metrics and ``compare`` need to know about it. Adding a mode is one
 class here (registered with :func:`register`) and one test of its rates.
 """

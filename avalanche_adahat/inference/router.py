@@ -49,16 +49,14 @@ import torch
 from avalanche.models import MultiHeadClassifier
 from torch import Tensor
 
-from .inference import (
-    INPUT_SPACE,
-    forward_with_features,
-    input_log_posteriors,
-    lda_cascade_scores,
-    mahalanobis_scores,
-)
+from ..core.task_rules import DEFAULT_RULE, FEATURE_RULES, LOGIT_RULES, RULES
+from .features import INPUT_SPACE, forward_with_features
+from .rules import input_log_posteriors, lda_cascade_scores, mahalanobis_scores
 
 __all__ = [
     "DEFAULT_RULE",
+    "TaskRouter",
+    "set_task_inference",
     "FEATURE_RULES",
     "LOGIT_RULES",
     "MASKED_LOGIT",
@@ -71,16 +69,6 @@ __all__ = [
     "oneshot_scores",
     "task_scores",
 ]
-
-#: Rules that score each task from its head's logits (calibration applies to these).
-LOGIT_RULES = ("msp", "entropy", "energy", "oneshot")
-#: Rules that score each task from statistics of its frozen network's features.
-FEATURE_RULES = ("lda_cascade", "mahalanobis")
-RULES = LOGIT_RULES + FEATURE_RULES
-#: The rule used when ``task_ids="per_experience"`` names none: the best on
-#: class-incremental Split Fashion-MNIST, 3 seeds, three class orders
-#: (docs/CLASS_INCREMENTAL.md).
-DEFAULT_RULE = "lda_cascade"
 
 #: Logit of the classes outside the chosen task (finite, so a loss metric stays finite).
 MASKED_LOGIT = -1e4
@@ -237,6 +225,44 @@ def infer(
     chosen = chosen.masked_fill(~active[choice], MASKED_LOGIT)
     labels = torch.tensor(tasks, device=choice.device)[choice]
     return chosen, labels
+
+
+class TaskRouter:
+    """Task-agnostic evaluation of a :class:`~avalanche_adahat.nn.module.HATModule`: set
+    as its router (:meth:`~avalanche_adahat.nn.module.HATModule.set_router`), it makes
+    the model's eval-mode forward predict each sample's task with ``rule`` and return
+    logits over all classes seen (:func:`infer`), using the calibration (``calibrated``,
+    logit rules) and feature statistics the model holds; the predicted task labels
+    are left in the model's ``last_inferred_tasks``."""
+
+    def __init__(self, rule: str, calibrated: bool = False) -> None:
+        if rule not in RULES:
+            raise ValueError(f"task_inference must be one of {RULES} or None, got {rule!r}")
+        self.rule, self.calibrated = rule, calibrated
+
+    def __repr__(self) -> str:
+        return f"TaskRouter({self.rule!r}, calibrated={self.calibrated})"
+
+    def __call__(self, model, x: Tensor) -> Tensor:
+        calibration = None
+        if self.calibrated:
+            index = LOGIT_RULES.index(self.rule)
+            calibration = torch.stack(
+                [model.task_score_stats(t)[index] for t in model.trained_tasks()]
+            )
+        features = self.rule in FEATURE_RULES
+        statistics = getattr(model, "task_statistics", None) if features else None
+        fused = getattr(model, "input_statistics", None) if self.rule == "lda_cascade" else None
+        logits, model.last_inferred_tasks = infer(
+            model, x, self.rule, calibration, statistics, fused
+        )
+        return logits
+
+
+def set_task_inference(model, rule: str | None, calibrated: bool = False) -> None:
+    """In eval mode, make ``model`` predict each sample's task with ``rule`` (one of
+    :data:`RULES`) and return logits over all classes seen; ``None``: read task labels."""
+    model.set_router(None if rule is None else TaskRouter(rule, calibrated))
 
 
 def _own_score(logits: Tensor, active: Tensor, rule: str) -> Tensor:

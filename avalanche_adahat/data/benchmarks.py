@@ -7,7 +7,7 @@ starting from 0, as Avalanche's ``SplitMNIST(return_task_id=True)``).
 
 This module builds benchmarks (digits and Fashion-MNIST readers, split and
 permuted builders) and attaches their ``tensor_sources``; the whole-tensor
-loading that uses them is :mod:`avalanche_adahat.fast_data`.
+loading that uses them is :mod:`avalanche_adahat.data.fast_data`.
 """
 
 from __future__ import annotations

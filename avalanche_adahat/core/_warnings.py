@@ -9,7 +9,7 @@ from pathlib import Path
 
 __all__ = ["warn_at_caller"]
 
-_PACKAGE_DIR = str(Path(__file__).resolve().parent) + os.sep
+_PACKAGE_DIR = str(Path(__file__).resolve().parent.parent) + os.sep  # avalanche_adahat/
 
 
 def _library_dirs() -> tuple[str, ...]:

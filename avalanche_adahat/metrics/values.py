@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from .masking import HATModule
+from ..nn.module import HATModule
 
 __all__ = ["accuracy_matrix", "capacity_curve", "layer_names", "mask_usage"]
 

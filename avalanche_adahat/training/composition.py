@@ -14,9 +14,9 @@ import inspect
 import torch
 from torch import nn
 
-from . import checkpointing as _checkpointing  # noqa: F401  (dill fix for save_checkpoint)
-from ._warnings import warn_at_caller
-from .checks import check_training_schedule
+from ..core import checkpointing as _checkpointing  # noqa: F401  (dill fix for save_checkpoint)
+from ..core._warnings import warn_at_caller
+from ..core.checks import check_training_schedule
 
 __all__ = [
     "REFUSED_PLUGINS",

@@ -247,7 +247,7 @@ def unit_rates(
     The rate of a parameter is :func:`outer_max` of the rates of its output and
     input units. ``r`` is AdaHAT's ``r_l`` of the layer that owns the parameter.
 
-    Each mode's formula is its class in :mod:`avalanche_adahat.modes`
+    Each mode's formula is its class in :mod:`avalanche_adahat.core.modes`
     (``hat_random`` gives the 0/1 indicator of free units there; the plugin draws
     its random rates with :func:`random_rates`).
     """
@@ -335,7 +335,7 @@ def lerp_outer_max_all_(
     workspace: Tensor | None = None,
 ) -> None:
     """``p = lerp(before, p, outer_max(out_rate, in_rate))`` in place in every ``p``: the
-    eager hot path of :func:`avalanche_adahat.step.blend_by_rates` (``protect="update"``),
+    eager hot path of :func:`avalanche_adahat.core.step.blend_by_rates` (``protect="update"``),
     the same ATen ``lerp`` on the same operands, so the same bits.
 
     One pass over each parameter and its snapshot: the ``lerp`` writes into ``p``

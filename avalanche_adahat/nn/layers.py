@@ -34,7 +34,7 @@ from collections.abc import Iterable, Sequence
 
 from torch import Tensor, nn
 
-from .masking import CoveredParameter, HATMask, gate_units
+from .mask import CoveredParameter, HATMask, gate_units
 
 __all__ = [
     "HAT_LAYERS",

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from . import functional as F
-from .masking import CoveredParameter
+from ..core import functional as F
+from ..nn.mask import CoveredParameter
 
 __all__ = ["RatePlan", "UnitRates"]
 

@@ -6,7 +6,7 @@ fetch and collate; :func:`sources_from_flat_datasets` finds sources for a
 stream through Avalanche's dataset traversal; :class:`TensorLoader` batches a
 source as Avalanche's loaders do; :class:`FastDataPlugin` swaps that loader in
 for a strategy wherever the source reproduces the strategy's data exactly. The
-benchmarks of :mod:`avalanche_adahat.benchmarks` carry their sources as
+benchmarks of :mod:`avalanche_adahat.data.benchmarks` carry their sources as
 ``benchmark.tensor_sources``.
 """
 
@@ -39,7 +39,7 @@ class TensorSource:
 
     :class:`FastDataPlugin` (used by ``avalanche-adahat compare``) feeds a
     strategy from sources after checking that they reproduce the strategy's
-    adapted dataset; the benchmarks of :mod:`avalanche_adahat.benchmarks` carry them as
+    adapted dataset; the benchmarks of :mod:`avalanche_adahat.data.benchmarks` carry them as
     ``benchmark.tensor_sources = {"train": [...], "test": [...]}``.
     """
 

@@ -27,9 +27,22 @@ import torch
 from avalanche.core import SupervisedPlugin
 from torch import Tensor
 
-from . import functional as F
-from . import task_inference as TI
-from ._warnings import warn_at_caller
+from ..core import functional as F
+from ..core._warnings import warn_at_caller
+from ..core.config import INPUT_SPACE_AUTO_FEATURES, PAPER_ADAHAT, AdaHATConfig, HATConfig
+from ..core.modes import MODES, AdjustmentMode
+from ..core.optimizers import (
+    DEFAULT_ADJUSTMENT_INTENSITY,
+    default_adjustment_intensity,
+    gradient_mode_caveat,
+    update_is_scaled_gradient,
+)
+from ..core.step import StepMaths
+from ..core.subnormals import flush_subnormals_is_on
+from ..inference import router as TI
+from ..inference import update_statistics
+from ..nn.mask import CoveredParameter
+from ..nn.module import HATModule
 from .composition import (
     AsNewTask,
     check_experience,
@@ -39,19 +52,7 @@ from .composition import (
     warn_short_schedule,
     warn_untrained_tasks,
 )
-from .config import INPUT_SPACE_AUTO_FEATURES, PAPER_ADAHAT, AdaHATConfig, HATConfig
-from .inference import update_statistics
-from .masking import CoveredParameter, HATModule
-from .modes import MODES, AdjustmentMode
-from .optimizers import (
-    DEFAULT_ADJUSTMENT_INTENSITY,
-    default_adjustment_intensity,
-    gradient_mode_caveat,
-    update_is_scaled_gradient,
-)
 from .rate_plan import RatePlan, UnitRates
-from .step import StepMaths
-from .subnormals import flush_subnormals_is_on
 
 __all__ = [
     "DEFAULT_ADJUSTMENT_INTENSITY",
@@ -65,11 +66,11 @@ __all__ = [
 class HATPlugin(SupervisedPlugin, supports_distributed=True):
     """HAT (Serra et al., ICML 2018) as an Avalanche plugin.
 
-    The model must be a :class:`~avalanche_adahat.masking.HATModule` (for
+    The model must be a :class:`~avalanche_adahat.nn.module.HATModule` (for
     example :class:`~avalanche_adahat.models.HATMLP`), and every training
     experience must carry one task label not trained before.
 
-    Takes a :class:`~avalanche_adahat.config.HATConfig` (``config``) or its
+    Takes a :class:`~avalanche_adahat.core.config.HATConfig` (``config``) or its
     fields as keywords (documented there), e.g. ``HATPlugin(s_max=400)``. The
     plugin's attributes of the same names start as the config's values.
     """
@@ -122,7 +123,7 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
 
     @property
     def mode(self) -> AdjustmentMode:
-        """The adjustment mode's object (:mod:`avalanche_adahat.modes`)."""
+        """The adjustment mode's object (:mod:`avalanche_adahat.core.modes`)."""
         return MODES[self.adjustment_mode]
 
     @property
@@ -354,11 +355,11 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
         self._end_flush()
         if self.task_inference is not None:
             model = _hat_model(strategy.model)
-            model.set_task_inference(self.task_inference, self.calibrate_task_inference)
+            model.set_router(TI.TaskRouter(self.task_inference, self.calibrate_task_inference))
 
     def after_eval(self, strategy, **kwargs):
         if self.task_inference is not None:
-            _hat_model(strategy.model).set_task_inference(None)
+            _hat_model(strategy.model).set_router(None)
 
     def before_eval_exp(self, strategy, **kwargs):
         if self.task_inference is not None:
@@ -492,7 +493,7 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
 class AdaHATPlugin(HATPlugin, supports_distributed=True):
     """AdaHAT (Wang et al., ECML PKDD 2024) as an Avalanche plugin.
 
-    :class:`HATPlugin` with an :class:`~avalanche_adahat.config.AdaHATConfig`
+    :class:`HATPlugin` with an :class:`~avalanche_adahat.core.config.AdaHATConfig`
     (AdaHAT's adjustment modes, ``adjustment_intensity``, ``epsilon``, and its
     defaults: ``mask_sparsity_reg_factor`` 0.1, ``protect="update"``). The
     paper's configuration: ``AdaHATPlugin(**PAPER_ADAHAT)``.
@@ -535,7 +536,7 @@ def _hat_model(model) -> HATModule:
     model = _unwrap(model)
     if not isinstance(model, HATModule):
         raise TypeError(
-            f"model must be a HAT backbone (an avalanche_adahat.masking.HATModule such as "
+            f"model must be a HAT backbone (an avalanche_adahat.nn.module.HATModule such as "
             f"avalanche_adahat.models.HATMLP) with HAT masks, got {type(model).__name__}"
         )
     if not model.hat_masks():

@@ -12,8 +12,8 @@ max into the multiply or the ``lerp``: one pass over each parameter, no
 temporaries), or eagerly. The readable versions materialise a parameter-sized
 outer max per weight, so the eager path runs the measured hot paths instead,
 which ``tests/test_step.py`` shows equal to the readable versions bitwise (the
-same ATen ops on the same operands): :func:`avalanche_adahat.functional.mul_outer_max_all_`
-(blocked, ``torch._foreach``) and :func:`avalanche_adahat.functional.lerp_outer_max_all_`
+same ATen ops on the same operands): :func:`avalanche_adahat.core.functional.mul_outer_max_all_`
+(blocked, ``torch._foreach``) and :func:`avalanche_adahat.core.functional.lerp_outer_max_all_`
 (blocked, written into the parameter). Rates and scales are tensors, so one
 compilation serves every step and task of a model (one per set of parameter
 shapes); the first call's seconds are in :attr:`StepMaths.compile_seconds`.
@@ -47,7 +47,7 @@ def _rate(out_rate: Tensor, in_rate: Tensor | None) -> Tensor:
 
 def scale_by_rates(tensors: list[Tensor], out_rates: list[Tensor], in_rates: list) -> None:
     """HAT Eq. 2 / AdaHAT Eq. 8: ``t *= max(out_i, in_j)`` in place, for every tensor
-    (gradients) with its rates viewed by :func:`avalanche_adahat.functional.rate_views`."""
+    (gradients) with its rates viewed by :func:`avalanche_adahat.core.functional.rate_views`."""
     for t, out_rate, in_rate in zip(tensors, out_rates, in_rates):
         t.mul_(_rate(out_rate, in_rate))
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..checks import check_positive_int
+from ..core.checks import check_positive_int
 
 __all__ = ["FeatureStatistics", "SpaceModel", "oas_shrinkage"]
 

@@ -1,7 +1,7 @@
 """Task-id prediction accuracy: an Avalanche metric beside accuracy.
 
 With task-agnostic inference (``task_inference=...``, see
-:mod:`avalanche_adahat.task_inference`) the backbone records the task it
+:mod:`avalanche_adahat.inference.router`) the backbone records the task it
 predicted for every evaluation sample; the true task of a sample is the trained
 task whose head holds its class. ``TaskIdAcc_Exp`` / ``TaskIdAcc_Stream`` is the
 fraction predicted right, per evaluation experience / over the stream::
@@ -15,8 +15,8 @@ import torch
 from avalanche.evaluation import GenericPluginMetric
 from avalanche.evaluation.metrics import Accuracy
 
-from .masking import HATModule
-from .task_inference import task_classes
+from ..inference.router import task_classes
+from ..nn.module import HATModule
 
 __all__ = ["TaskIdAccuracy", "task_id_accuracy_metrics", "true_tasks"]
 

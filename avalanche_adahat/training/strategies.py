@@ -14,9 +14,9 @@ from avalanche.training.templates import SupervisedTemplate
 from torch.nn import CrossEntropyLoss, Module
 from torch.optim import Optimizer
 
-from .checks import check_training_schedule
-from .config import AdaHATConfig, HATConfig
-from .plugins import AdaHATPlugin, HATPlugin, _hat_model
+from ..core.checks import check_training_schedule
+from ..core.config import AdaHATConfig, HATConfig
+from .plugin import AdaHATPlugin, HATPlugin, _hat_model
 
 __all__ = ["AdaHAT", "HAT"]
 
@@ -24,7 +24,7 @@ __all__ = ["AdaHAT", "HAT"]
 def _init_taking(config_class: type[HATConfig]):
     """The ``__init__`` of a HAT strategy, whose signature also lists the fields of
     ``config_class`` as keywords: the hyperparameters are written once, in
-    :mod:`avalanche_adahat.config`, and Avalanche's check of misspelled keywords
+    :mod:`avalanche_adahat.core.config`, and Avalanche's check of misspelled keywords
     (which reads the signatures) and ``help()`` both see them."""
 
     def __init__(
@@ -87,7 +87,7 @@ class HAT(SupervisedTemplate):
 
     A ``SupervisedTemplate`` with a :class:`~avalanche_adahat.HATPlugin`
     (``self.hat_plugin``) made from ``config`` (a
-    :class:`~avalanche_adahat.config.HATConfig`) or from its fields given as
+    :class:`~avalanche_adahat.core.config.HATConfig`) or from its fields given as
     keywords, e.g. ``HAT(model=..., optimizer=..., s_max=400)``. The model must be
     a HAT backbone such as :class:`~avalanche_adahat.models.HATMLP`.
 
@@ -105,7 +105,7 @@ class AdaHAT(HAT):
     """Adaptive Hard Attention to the Task (Wang et al., ECML PKDD 2024).
 
     :class:`HAT` with an :class:`~avalanche_adahat.AdaHATPlugin`, made from an
-    :class:`~avalanche_adahat.config.AdaHATConfig` (``config``) or its fields as
+    :class:`~avalanche_adahat.core.config.AdaHATConfig` (``config``) or its fields as
     keywords. The paper's configuration: ``AdaHAT(..., **PAPER_ADAHAT)``.
     """
 

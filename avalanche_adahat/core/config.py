@@ -14,7 +14,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from . import task_inference as TI
+from . import task_rules as TI
 from .checks import (
     check_bool,
     check_non_negative,
@@ -77,7 +77,7 @@ class HATConfig:
         sync per step). Default ``True``.
     :param compile_step: run the parameter-sized maths of each step (the rates
         applied to gradients or updates) through ``torch.compile``
-        (:mod:`avalanche_adahat.step`): one fused pass per parameter. Pays on long
+        (:mod:`avalanche_adahat.core.step`): one fused pass per parameter. Pays on long
         runs of large models; the compilation takes seconds per model
         (``plugin.step_maths.compile_seconds``; benchmarks/overhead.py measures
         both). Same numbers as eager. Default ``False``.
@@ -85,12 +85,12 @@ class HATConfig:
         ``"per_experience"`` (class-incremental streams: each training experience
         is a new task; see docs/CLASS_INCREMENTAL.md).
     :param task_inference: predict each evaluation sample's task with this rule
-        (one of :data:`avalanche_adahat.task_inference.RULES`); ``None`` reads the
+        (one of :data:`avalanche_adahat.inference.router.RULES`); ``None`` reads the
         task labels, except with ``task_ids="per_experience"``, where it means the
         default rule.
     :param calibrate_task_inference: shift each task's logit-rule score by its mean
         on the task's training data; ``None``: on with ``task_ids="per_experience"``
-        and a logit rule (:data:`~avalanche_adahat.task_inference.LOGIT_RULES`), off
+        and a logit rule (:data:`~avalanche_adahat.inference.router.LOGIT_RULES`), off
         otherwise. The feature rules (``"lda_cascade"``, the default, and
         ``"mahalanobis"``) need none.
     :param cov_rank: with a feature rule, keep each task space's covariance as its
@@ -226,7 +226,7 @@ class AdaHATConfig(HATConfig):
         ``"adahat_no_reg"`` (ablation: ``r = adjustment_intensity / epsilon``).
     :param adjustment_intensity: ``alpha`` of AdaHAT Eq. 9, > 0. Default
         ``None``: chosen when training starts from
-        :data:`~avalanche_adahat.optimizers.DEFAULT_ADJUSTMENT_INTENSITY` by optimizer
+        :data:`~avalanche_adahat.core.optimizers.DEFAULT_ADJUSTMENT_INTENSITY` by optimizer
         family and ``protect`` mode (1e-2 for SGD-like optimizers and for
         ``protect="update"``, 1e-7 for adaptive optimizers with
         ``protect="gradient"``), from measured sweeps (docs/INTENSITY_SWEEP.md,
