@@ -20,4 +20,10 @@ $C $FM --strategies hat_lda_cascade --set hat_lda_cascade.cov_rank=64 --output $
 $C --benchmark split_fmnist --n-experiences 5 --model alexnet --optimizer adam --lr 1e-3 --batch-size 128 --epochs 1 --strategies hat --output $R/split_fmnist_alexnet_hat
 # 6dc8bed: AdaHAT's drift (stored vs recomputed statistics)
 python benchmarks/cil_drift.py --seeds 0,1,2 --rule lda_cascade --output $R/drift_lda_cascade.md
+# 2b2a198 (run to /tmp/cil/<name> from a worktree of that commit, folders copied here): the default router with the input space fused (input_space), three class orders, digits, the CNN
+$C $FM --strategies hat --output $R/split_fmnist_mlp_fused_natural
+$C $FM --class-order 1 --strategies hat --output $R/split_fmnist_mlp_fused_order1
+$C $FM --class-order 2 --strategies hat --output $R/split_fmnist_mlp_fused_order2
+$C --benchmark split_digits --strategies hat --output $R/split_digits_fused
+$C --benchmark split_fmnist --n-experiences 5 --model alexnet --optimizer adam --lr 1e-3 --batch-size 128 --epochs 1 --strategies hat --output $R/split_fmnist_alexnet_fused
 rm -f $R/*/acc_matrix_*.png
