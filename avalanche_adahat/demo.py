@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import time
 import warnings
+from typing import Any
 
 import torch
 from avalanche.evaluation.metrics import accuracy_metrics, forgetting_metrics
@@ -24,7 +25,12 @@ from .training.strategies import HAT, AdaHAT
 __all__ = ["main", "run_demo"]
 
 # Settings measured on Split Digits (see CHANGELOG / README): 20 epochs of SGD at lr 0.1.
-DEMO_SETTINGS = {"hidden_sizes": (100, 100), "lr": 0.1, "epochs": 20, "batch_size": 32}
+DEMO_SETTINGS: dict[str, Any] = {
+    "hidden_sizes": (100, 100),
+    "lr": 0.1,
+    "epochs": 20,
+    "batch_size": 32,
+}
 
 
 def run_demo(

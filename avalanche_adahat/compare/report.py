@@ -260,8 +260,8 @@ def write_report(result_dirs: list[str], output: str, preamble: str | None = Non
     if preamble:
         parts.append(Path(preamble).read_text().rstrip() + "\n")
     out = Path(output)
-    for d in result_dirs:
-        d = Path(d)
+    for name in result_dirs:
+        d = Path(name)
         if not (d / "results.json").is_file():
             raise CompareError(f"{d} has no results.json (run compare with --output {d} first)")
         results = json.loads((d / "results.json").read_text())

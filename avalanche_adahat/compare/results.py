@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from .config import strategy_params
 from .errors import CompareError
@@ -15,14 +15,16 @@ __all__ = ["MERGE_KEYS", "matrix_metrics", "merge_results", "summarize"]
 
 
 def matrix_metrics(matrix: list[list[float | None]]) -> dict[str, float | None]:
-    """``avg_acc``, ``bwt`` and ``forgetting`` of an ``N x N`` accuracy matrix (package docstring)."""
+    """``avg_acc``, ``bwt`` and ``forgetting`` of an ``N x N`` accuracy matrix (package docstring);
+    it reads the entries on and below the diagonal, which are never ``None``."""
     n = len(matrix)
-    last = matrix[-1]
+    m = cast(list[list[float]], matrix)
+    last = m[-1]
     avg = sum(last) / n
     if n == 1:
         return {"avg_acc": avg, "bwt": None, "forgetting": None}
-    bwt = sum(last[j] - matrix[j][j] for j in range(n - 1)) / (n - 1)
-    forgetting = sum(max(matrix[i][j] for i in range(j, n - 1)) - last[j] for j in range(n - 1)) / (
+    bwt = sum(last[j] - m[j][j] for j in range(n - 1)) / (n - 1)
+    forgetting = sum(max(m[i][j] for i in range(j, n - 1)) - last[j] for j in range(n - 1)) / (
         n - 1
     )
     return {"avg_acc": avg, "bwt": bwt, "forgetting": forgetting}
@@ -38,11 +40,11 @@ def _mean_std(values: list[float | None]) -> tuple[float | None, float | None]:
 
 
 def _mean_curve(curves: list[list[float] | None]):
-    curves = [c for c in curves if c]
-    if not curves:
+    present = [c for c in curves if c]
+    if not present:
         return None
-    length = min(len(c) for c in curves)
-    return [sum(c[k] for c in curves) / len(curves) for k in range(length)]
+    length = min(len(c) for c in present)
+    return [sum(c[k] for c in present) / len(present) for k in range(length)]
 
 
 def _mean_matrix(matrices):

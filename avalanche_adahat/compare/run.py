@@ -9,6 +9,7 @@ import subprocess
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -242,7 +243,7 @@ def run_one(config: dict, name: str, seed: int, benchmark) -> dict:
                 f"{accs}{tid}",
                 flush=True,
             )
-    result = {"seed": seed, **matrix_metrics(matrix), "acc_matrix": matrix}
+    result: dict[str, Any] = {"seed": seed, **matrix_metrics(matrix), "acc_matrix": matrix}
     # Class scenario, HAT family: TaskIdAcc_Stream over the seen test experiences after
     # each training experience, and after the last one (None elsewhere).
     result["task_id_acc_curve"] = task_id_curve if infers_tasks else None
@@ -278,18 +279,19 @@ def _accuracy_row(metrics: dict, i: int, n: int) -> list[float | None]:
 
 
 # =========================================================================== every strategy and seed
-def versions() -> dict[str, str]:
+def versions() -> dict[str, str | None]:
     import avalanche
 
     from .. import __version__
 
-    return {
+    versions: dict[str, str | None] = {
         "python": platform.python_version(),
         "torch": torch.__version__,
         "avalanche": getattr(avalanche, "__version__", "unknown"),
         "avalanche_adahat": __version__,
         "avalanche_adahat_commit": source_commit(),
     }
+    return versions
 
 
 def source_commit() -> str | None:

@@ -6,6 +6,7 @@ import os
 import sys
 import warnings
 from pathlib import Path
+from types import FrameType
 
 __all__ = ["warn_at_caller"]
 
@@ -16,8 +17,9 @@ def _library_dirs() -> tuple[str, ...]:
     dirs = [_PACKAGE_DIR]
     for name in ("avalanche", "torch"):
         module = sys.modules.get(name)
-        if module is not None and getattr(module, "__file__", None):
-            dirs.append(str(Path(module.__file__).resolve().parent) + os.sep)
+        path = getattr(module, "__file__", None) if module is not None else None
+        if path:
+            dirs.append(str(Path(path).resolve().parent) + os.sep)
     return tuple(dirs)
 
 
@@ -26,7 +28,8 @@ def warn_at_caller(message: str, category: type[Warning] = UserWarning) -> None:
     package, Avalanche and torch: the user's ``strategy.train(...)`` or
     ``strategy.eval(...)`` line (what Python 3.12's ``skip_file_prefixes`` does, on 3.10+)."""
     dirs = _library_dirs()
-    frame, level = sys._getframe(1), 2  # stacklevel 2: the caller of this function
+    frame: FrameType | None = sys._getframe(1)
+    level = 2  # stacklevel 2: the caller of this function
     while frame is not None and str(Path(frame.f_code.co_filename).resolve()).startswith(dirs):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, category, stacklevel=level if frame is not None else 2)

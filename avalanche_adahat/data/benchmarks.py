@@ -61,7 +61,7 @@ def digits_tensors(test_fraction: float = 0.3, seed: int = 0):
 
 def _dataset(x: torch.Tensor, y: torch.Tensor) -> TensorDataset:
     ds = TensorDataset(x, y)
-    ds.targets = y  # what Avalanche's generators read
+    ds.targets = y  # type: ignore[attr-defined]  # what Avalanche's generators read
     return ds
 
 

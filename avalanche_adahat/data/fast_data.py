@@ -149,7 +149,8 @@ def sources_from_flat_datasets(stream) -> list[TensorSource | None]:
         try:
             flat = single_flat_dataset(exp.dataset)
             if flat is not None:
-                source = _source_from_leaf(*flat, exp)
+                leaf, indices, transforms = flat
+                source = _source_from_leaf(leaf, indices, transforms, exp)
             if source is not None and not source.matches(exp.dataset):
                 source = None
         except Exception:  # an unknown layout: Avalanche's own loaders are used
@@ -255,7 +256,8 @@ class FastDataPlugin(SupervisedPlugin):
 
     def _swap(self, strategy, batch_size: int, shuffle: bool) -> None:
         exp = strategy.experience
-        stream = self.sources.get(getattr(getattr(exp, "origin_stream", None), "name", None))
+        name = getattr(getattr(exp, "origin_stream", None), "name", None)
+        stream = self.sources.get(name) if name is not None else None
         k = exp.current_experience
         source = stream[k] if stream is not None and k < len(stream) else None
         if (

@@ -9,6 +9,8 @@ uses and later tasks never change, so they are the same whenever computed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.distributed as dist
 from torch import Tensor
@@ -91,6 +93,7 @@ def update_statistics(
     def task_features(j: int, x: Tensor) -> Tensor:
         return forward_with_features(model, x, j)[1]
 
+    targets: list[tuple[FeatureStatistics, int, Callable[[int, Tensor], Tensor]]]
     targets = [(statistics, j, task_features) for j in spaces]
     if input_statistics is not None:
         targets.append((input_statistics, INPUT_SPACE, lambda _, x: x.flatten(1)))

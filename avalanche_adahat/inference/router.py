@@ -281,11 +281,11 @@ def score_statistics(model, dataset, task_label: int, batch_size: int = 256) -> 
     width = model.max_class_label
     active = task_classes(model, [task_label], width)
     device = active.device
-    scores = []
+    parts = []
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size)
     for batch in loader:
         logits = task_logits(model, batch[0].to(device), [task_label], width)
-        scores.append(torch.stack([_own_score(logits, active, r) for r in LOGIT_RULES], dim=1))
+        parts.append(torch.stack([_own_score(logits, active, r) for r in LOGIT_RULES], dim=1))
     model.train(was_training)
-    scores = torch.cat(scores)
+    scores = torch.cat(parts)
     return torch.stack([scores.mean(dim=0), scores.std(dim=0)], dim=1)

@@ -79,6 +79,10 @@ class HATLayer(nn.Module):
     #: sizes of the weight's dimensions 0 and 1).
     unit_attrs: tuple[str, str] = ("", "")
 
+    layer: nn.Module
+    mask: HATMask
+    input_mask: HATMask | None
+
     def __init__(
         self,
         layer: nn.Module,

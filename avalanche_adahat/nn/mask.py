@@ -66,6 +66,9 @@ class HATMask(nn.Module):
     - buffer ``summative``: ``S^{<t} = Σ_τ M^τ`` (AdaHAT Eq. 7).
     """
 
+    cumulative: Tensor
+    summative: Tensor
+
     def __init__(self, num_units: int):
         super().__init__()
         if num_units <= 0:

@@ -61,7 +61,7 @@ class HATModule(MultiTaskModule):
         self.router: Callable[[HATModule, Tensor], Tensor] | None = None
         self.last_inferred_tasks: Tensor | None = None
         # (task label, gates) of the current training step (see set_step_gates).
-        self._step_gates: tuple[int, Tensor] | None = None
+        self._step_gates: tuple[int | None, Tensor] | None = None
         # Per-layer gates that replace every task's (task inference's mask superposition).
         self._gate_override: list[Tensor] | None = None
 

@@ -89,6 +89,8 @@ class FeatureStatistics(nn.Module):
     ``sums`` ``(C, d_j)`` and ``moment`` ``(d_j, d_j)``, all float64 but the ids.
     """
 
+    cov_rank: Tensor
+
     def __init__(self, cov_rank: int | None = None) -> None:
         super().__init__()
         if cov_rank is not None:

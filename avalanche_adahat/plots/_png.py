@@ -81,5 +81,5 @@ def png_writer(
     write.__name__ = write.__qualname__ = "plot_" + figure.__name__.removesuffix("_figure")
     write.__module__ = figure.__module__
     write.__doc__ = doc
-    write.__signature__ = signature
+    write.__signature__ = signature  # type: ignore[attr-defined]
     return write
