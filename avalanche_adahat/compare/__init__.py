@@ -40,7 +40,7 @@ PNG plots to ``--output``.
 The modules, one concern each:
 
 - :mod:`.registry`: benchmarks and models; :mod:`.strategy_specs`: strategies (each spec
-  builds its own);
+  builds its own; the spec classes are in :mod:`.specs` and :mod:`.baseline_specs`);
 - :mod:`.config`: defaults, ``--config`` files (JSON or TOML), validation;
 - :mod:`.run`: one strategy and seed (capacity recording, seeding, subsampling), all of them;
 - :mod:`.results`: matrix metrics, the summary over seeds, merging runs;

@@ -1,21 +1,35 @@
-"""Turn a plain ``nn.Sequential`` into an equivalent HAT backbone."""
+"""Turn a plain ``nn.Sequential`` into an equivalent HAT backbone: :func:`convert_to_hat`.
+
+Its parts, one concern each: :mod:`.layer_types` (the layers it converts,
+:data:`CONVERTIBLE_LAYERS`, and their functional forms, :data:`FUNCTIONAL_FORMS`),
+:mod:`.chain` (a module's forward read as a chain of layers, :func:`layer_chain`),
+:mod:`.sequential` (the backbone it builds, :class:`HATSequential`) and
+:mod:`.torchvision_resnet` (torchvision's ResNet-18/34). Here: the checks of each
+layer and shape, and where each mask's gate sits (docs/ALGORITHM.md §1.1, §3).
+"""
 
 from __future__ import annotations
 
 import copy
-import math
 import sys
 from collections.abc import Sequence
 
 import torch
-import torch.fx
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import nn
 
 from ..core.checks import check_bool, check_positive_int
-from ..nn.layers import HAT_LAYERS, HATLayer, apply_gate, hat_chain
-from ._common import HATBackbone, TaskBatchNorm, make_head
+from ..nn.layers import hat_chain
+from ._common import TaskBatchNorm, make_head
+from .chain import layer_chain
+from .layer_types import (
+    _BATCH_NORMS,
+    _WEIGHTED,
+    CONVERTIBLE_LAYERS,
+    FUNCTIONAL_FORMS,
+    _supported_text,
+)
 from .resnet import HATResNet
+from .sequential import HATSequential
 from .torchvision_resnet import convert_torchvision_resnet
 
 __all__ = [
@@ -26,421 +40,12 @@ __all__ = [
     "layer_chain",
 ]
 
-_WEIGHTED = tuple(HAT_LAYERS)  # the layer types with a HAT wrapper
-_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
-_ACTIVATIONS = (
-    nn.ReLU,
-    nn.ReLU6,
-    nn.LeakyReLU,
-    nn.ELU,
-    nn.SELU,
-    nn.CELU,
-    nn.GELU,
-    nn.SiLU,
-    nn.Mish,
-    nn.Tanh,
-    nn.Sigmoid,
-    nn.Hardtanh,
-    nn.Hardswish,
-    nn.Hardsigmoid,
-    nn.Softplus,
-    nn.Softsign,
-)
-_POOLING = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
-_OTHER = (nn.Dropout, nn.Dropout2d, nn.Flatten, nn.Identity)
-
-#: The layer types :func:`convert_to_hat` accepts (exact types, not subclasses).
-CONVERTIBLE_LAYERS: tuple[type[nn.Module], ...] = (
-    _WEIGHTED + _BATCH_NORMS + _ACTIVATIONS + _POOLING + _OTHER
-)
-
-
-def _supported_text() -> str:
-    groups = [
-        ("weighted", _WEIGHTED),
-        ("batch norm", _BATCH_NORMS),
-        ("activations", _ACTIVATIONS),
-        ("pooling", _POOLING),
-        ("other", _OTHER),
-    ]
-    return "; ".join(f"{g}: {', '.join(t.__name__ for t in ts)}" for g, ts in groups)
-
 
 def _layer_error(index: int, layer: nn.Module, reason: str, exc=ValueError) -> Exception:
     return exc(
         f"convert_to_hat cannot convert layer {index} ({type(layer).__name__}: {layer!r}): "
         f"{reason}. Supported layers (exact types, in one flat nn.Sequential) are {_supported_text()}"
     )
-
-
-class HATSequential(HATBackbone):
-    """A HAT backbone built by :func:`convert_to_hat` from an ``nn.Sequential``.
-
-    ``layers`` holds the converted body (every layer but the final Linear),
-    ``hat_layers`` the HAT layers of its weighted layers
-    (:func:`~avalanche_adahat.nn.layers.hat_layer_for`), in order, whose masks are
-    in ``masks``, and ``head`` the classifier. Use :func:`convert_to_hat` to
-    build one.
-
-    :param gate_points: ``{layer index: (mask index, repeat)}``: after that layer
-        of the body, multiply by that mask's gate (each unit covering ``repeat``
-        features, after a ``Flatten``).
-    """
-
-    def __init__(
-        self,
-        layers: list[nn.Module],
-        hat_layers: list[HATLayer],
-        gate_points: dict[int, tuple[int, int]],
-        head: nn.Module,
-        multi_head: bool,
-        input_shape: tuple[int, ...],
-    ):
-        super().__init__()
-        self.layers = nn.ModuleList(layers)
-        self.masks = nn.ModuleList(w.mask for w in hat_layers)
-        self.head = head
-        self.multi_head = multi_head
-        self.input_shape = tuple(input_shape)
-        self.hat_layers = list(hat_layers)
-        self._mask_points = dict(gate_points)
-
-    def extra_repr(self) -> str:
-        points = {
-            i: f"mask {m}" + (f" x{r}" if r > 1 else "") for i, (m, r) in self._mask_points.items()
-        }
-        return f"input_shape={self.input_shape}, masks_after_layers={points}"
-
-    def forward_single_task(self, x: Tensor, task_label: int) -> Tensor:
-        if tuple(x.shape[1:]) != self.input_shape:
-            raise ValueError(
-                f"this converted model expects inputs of shape (N, *{self.input_shape}) "
-                f"(the input_shape given to convert_to_hat), got {tuple(x.shape)}"
-            )
-        gates = self.gate_map(task_label)
-        h = x
-        for i, layer in enumerate(self.layers):
-            h = layer(h, task_label) if isinstance(layer, TaskBatchNorm) else layer(h)
-            point = self._mask_points.get(i)
-            if point is not None:
-                mask_index, repeat = point
-                h = apply_gate(h, gates, self.masks[mask_index], repeat)
-        return self._head_forward(h, task_label)
-
-
-# ---------------------------------------------------------------- tracing a forward
-# Functional forms of the layers above: each builder takes a call's arguments as the
-# function does (the input first, then constants) and returns the module form.
-def _activation(cls: type[nn.Module]):
-    def build(input, inplace=False):
-        return cls()
-
-    return build
-
-
-def _leaky_relu(input, negative_slope=0.01, inplace=False):
-    return nn.LeakyReLU(negative_slope)
-
-
-def _elu(input, alpha=1.0, inplace=False):
-    return nn.ELU(alpha)
-
-
-def _celu(input, alpha=1.0, inplace=False):
-    return nn.CELU(alpha)
-
-
-def _gelu(input, approximate="none"):
-    return nn.GELU(approximate)
-
-
-def _hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
-    return nn.Hardtanh(min_val, max_val)
-
-
-def _softplus(input, beta=1.0, threshold=20.0):
-    return nn.Softplus(beta, threshold)
-
-
-def _max_pool2d(
-    input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False
-):
-    return nn.MaxPool2d(kernel_size, stride, padding, dilation, return_indices, ceil_mode)
-
-
-def _avg_pool2d(
-    input,
-    kernel_size,
-    stride=None,
-    padding=0,
-    ceil_mode=False,
-    count_include_pad=True,
-    divisor_override=None,
-):
-    return nn.AvgPool2d(
-        kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
-    )
-
-
-def _adaptive_avg_pool2d(input, output_size):
-    return nn.AdaptiveAvgPool2d(output_size)
-
-
-def _adaptive_max_pool2d(input, output_size, return_indices=False):
-    return nn.AdaptiveMaxPool2d(output_size, return_indices)
-
-
-# ``training=`` is ignored: the module form drops in training mode only, which is what
-# ``F.dropout(x, p, self.training)`` means (traced, ``self.training`` is a constant).
-def _dropout(input, p=0.5, training=True, inplace=False):
-    return nn.Dropout(p)
-
-
-def _dropout2d(input, p=0.5, training=True, inplace=False):
-    return nn.Dropout2d(p)
-
-
-def _flatten(input, start_dim=0, end_dim=-1):
-    if (start_dim, end_dim) != (1, -1):
-        raise ValueError(
-            f"start_dim={start_dim}, end_dim={end_dim} do not flatten each sample into one vector"
-        )
-    return nn.Flatten()
-
-
-def _reshape(input, *shape):
-    return nn.Flatten()  # checked to give (batch, features) by the shape check
-
-
-#: ``{function, or Tensor method name: builder}``: what a traced forward may call
-#: between layers (:func:`layer_chain`), each the functional form of a module in
-#: :data:`CONVERTIBLE_LAYERS`.
-FUNCTIONAL_FORMS = {
-    F.relu: _activation(nn.ReLU),
-    torch.relu: _activation(nn.ReLU),
-    "relu": _activation(nn.ReLU),
-    F.relu6: _activation(nn.ReLU6),
-    F.leaky_relu: _leaky_relu,
-    F.elu: _elu,
-    F.selu: _activation(nn.SELU),
-    torch.selu: _activation(nn.SELU),
-    F.celu: _celu,
-    F.gelu: _gelu,
-    F.silu: _activation(nn.SiLU),
-    F.mish: _activation(nn.Mish),
-    F.tanh: _activation(nn.Tanh),
-    torch.tanh: _activation(nn.Tanh),
-    "tanh": _activation(nn.Tanh),
-    F.sigmoid: _activation(nn.Sigmoid),
-    torch.sigmoid: _activation(nn.Sigmoid),
-    "sigmoid": _activation(nn.Sigmoid),
-    F.hardtanh: _hardtanh,
-    F.hardswish: _activation(nn.Hardswish),
-    F.hardsigmoid: _activation(nn.Hardsigmoid),
-    F.softplus: _softplus,
-    F.softsign: _activation(nn.Softsign),
-    F.max_pool2d: _max_pool2d,
-    F.avg_pool2d: _avg_pool2d,
-    F.adaptive_avg_pool2d: _adaptive_avg_pool2d,
-    F.adaptive_max_pool2d: _adaptive_max_pool2d,
-    F.dropout: _dropout,
-    F.dropout2d: _dropout2d,
-    torch.flatten: _flatten,
-    "flatten": _flatten,
-    "view": _reshape,
-    "reshape": _reshape,
-}
-#: Calls that read a tensor's size, not its values (``x.view(x.size(0), -1)``).
-_SIZE_READS = {"size", "dim", "numel"}
-#: Calls that change nothing a layer sees.
-_NEUTRAL = {"contiguous"}
-#: What to write instead of a call :func:`layer_chain` refuses, by its name.
-_INSTEAD = {
-    "log_softmax": "remove it: the HAT head returns logits, and the strategies' default "
-    "CrossEntropyLoss applies the (log-)softmax itself",
-    "softmax": "remove it: the HAT head returns logits, and the strategies' default "
-    "CrossEntropyLoss applies the softmax itself",
-    "add": "a residual addition cannot be a chain of layers: for a torchvision ResNet-18/34 "
-    "pass the torchvision model, otherwise build a HATModule from avalanche_adahat.nn.layers "
-    "(CONTRIBUTING.md, 'Adding a backbone')",
-    "iadd": "a residual addition cannot be a chain of layers: for a torchvision ResNet-18/34 "
-    "pass the torchvision model, otherwise build a HATModule from avalanche_adahat.nn.layers "
-    "(CONTRIBUTING.md, 'Adding a backbone')",
-    "cat": "branches joined by a concatenation cannot be a chain of layers: build a "
-    "HATModule from avalanche_adahat.nn.layers (CONTRIBUTING.md, 'Adding a backbone')",
-}
-
-
-def _name(target) -> str:
-    return getattr(target, "__name__", str(target))
-
-
-def _call_text(node) -> str:
-    name = _name(node.target)
-    module = getattr(node.target, "__module__", None) or ""
-    if node.op == "call_method":
-        return f"x.{name}()"
-    if module in ("_operator", "operator"):
-        return f"the operator {name!r}"
-    if node.target in FUNCTIONAL_FORMS or name in _INSTEAD:
-        prefix = "F." if "functional" in module or module == "torch._C._nn" else "torch."
-        return f"{prefix}{name}()"
-    return f"{node.op} {name!r}"
-
-
-def _refusal(model: nn.Module, node, reason: str, instead: str | None = None) -> TypeError:
-    name = _name(node.target).strip("_")
-    instead = (
-        instead
-        or _INSTEAD.get(name)
-        or (
-            "write the forward as layers applied one after another: modules of "
-            f"{_supported_text()}, or their functional forms (F.relu, F.max_pool2d, F.dropout, "
-            "torch.flatten(x, 1), x.view(x.size(0), -1), ...)"
-        )
-    )
-    return TypeError(
-        f"convert_to_hat converts a chain of layers; {type(model).__name__}'s forward has "
-        f"{_call_text(node)} on {[str(a) for a in node.all_input_nodes]} ({reason}): {instead}"
-    )
-
-
-def layer_chain(model: nn.Module, input_shape: Sequence[int] | None = None) -> list[nn.Module]:
-    """The layers ``model``'s forward applies one after another, in order.
-
-    A flat ``nn.Sequential`` is its own chain. Any other module tree (nested
-    containers, a module with its own ``forward`` such as Avalanche's
-    ``SimpleMLP`` or the PyTorch tutorials' CNNs) is traced with ``torch.fx``:
-    every call of a leaf module must read the output of the previous call. The
-    functional forms of the supported layers (:data:`FUNCTIONAL_FORMS`:
-    ``F.relu``, ``torch.relu``, ``x.relu()``, ``F.gelu``, ``F.max_pool2d``,
-    ``F.avg_pool2d``, ``F.dropout``, ...) become their modules, and a reshape of
-    each sample into a vector (``torch.flatten(x, 1)``, ``x.view(x.size(0), -1)``,
-    ``x.reshape(-1, n)``) becomes ``nn.Flatten``; with ``input_shape`` a reshape is
-    checked to give ``(batch, features)``. Anything else (a residual addition, a
-    branch, a concatenation, a softmax) is refused with what to write instead.
-    """
-    if isinstance(model, nn.Sequential) and not any(len(list(m.children())) for m in model):
-        return list(model)
-    if not list(model.children()):
-        return [model]  # one layer
-    try:
-        graph = torch.fx.symbolic_trace(model).graph
-    except Exception as e:  # a data-dependent forward cannot be traced
-        raise TypeError(
-            f"convert_to_hat converts a module whose forward applies its layers one after "
-            f"another; {type(model).__name__} could not be traced with torch.fx ({e}): write "
-            "the forward without Python control flow on tensors or their sizes (e.g. "
-            "torch.flatten(x, 1) rather than a loop over x.size())"
-        ) from None
-    modules = dict(model.named_modules())
-    layers: list[nn.Module] = []
-    reshapes = []  # the reshape nodes, checked by shape below
-    called: set[int] = set()
-    sizes: set = set()  # nodes holding sizes (x.size(0), x.shape[0], their arithmetic)
-    current = None
-    for node in graph.nodes:
-        first = node.args[0] if node.args else None
-        if node.op == "placeholder":
-            current = node if current is None else current
-        elif node.op == "output":
-            if node.args[0] is not current:
-                raise TypeError(f"{type(model).__name__}'s output is not its last layer's output")
-        elif (node.op == "call_method" and node.target in _SIZE_READS) or (
-            node.target is getattr and node.args[1:] == ("shape",)
-        ):
-            sizes.add(node)
-        elif (
-            node.op != "call_module" and node.all_input_nodes and set(node.all_input_nodes) <= sizes
-        ):
-            sizes.add(node)  # arithmetic on sizes, x.size()[1:], ...
-        elif node.op == "call_method" and node.target in _NEUTRAL and first is current:
-            current = node
-        elif node.op == "call_module" and node.all_input_nodes == [current]:
-            module = modules[node.target]
-            if id(module) in called and any(True for _ in module.parameters()):
-                raise _refusal(
-                    model,
-                    node,
-                    f"module {node.target!r} is called a second time, sharing its weights",
-                    "give each use of a weighted layer its own module",
-                )
-            called.add(id(module))
-            layers.append(module)
-            current = node
-        elif set(node.all_input_nodes) - {current, *sizes} or first is not current:
-            raise _refusal(
-                model,
-                node,
-                "it reads something other than the previous layer's output: a branch or a "
-                "residual addition",
-            )
-        elif node.target not in FUNCTIONAL_FORMS or node.op == "call_module":
-            raise _refusal(model, node, "not a layer convert_to_hat knows")
-        else:
-            is_reshape = node.target in ("view", "reshape")
-            if not is_reshape and set(node.all_input_nodes) != {current}:
-                raise _refusal(
-                    model,
-                    node,
-                    "an argument computed in the forward",
-                    "give it constant arguments, as the module form takes",
-                )
-            try:
-                layers.append(FUNCTIONAL_FORMS[node.target](*node.args, **node.kwargs))
-            except ValueError as e:  # a flatten of more or less than each sample
-                raise _refusal(model, node, str(e), "write torch.flatten(x, 1)") from None
-            except TypeError as e:  # arguments the function does not take
-                raise _refusal(model, node, str(e)) from None
-            if is_reshape:
-                reshapes.append((node, len(layers) - 1))
-            current = node
-    if reshapes and input_shape is not None:
-        _check_reshapes(model, graph, reshapes, tuple(input_shape))
-    return layers
-
-
-class _ShapeRecorder(torch.fx.Interpreter):
-    """Runs a traced forward, keeping the shape of every node's tensor output."""
-
-    def __init__(self, module):
-        super().__init__(module)
-        self.shapes: dict = {}
-
-    def run_node(self, node):
-        result = super().run_node(node)
-        if isinstance(result, Tensor):
-            self.shapes[node] = tuple(result.shape)
-        return result
-
-
-@torch.no_grad()
-def _check_reshapes(model: nn.Module, graph, reshapes: list, input_shape: tuple) -> None:
-    """Each ``view`` / ``reshape`` of the traced forward gives ``(batch, features)`` of
-    the ``(batch, ...)`` it reads: an ``nn.Flatten`` (on a copy of the model, in eval mode)."""
-    probe = torch.fx.GraphModule(copy.deepcopy(model).eval(), graph)
-    param = next(probe.parameters(), None)
-    kwargs = {} if param is None else {"device": param.device, "dtype": param.dtype}
-    recorder = _ShapeRecorder(probe)
-    try:
-        recorder.run(torch.zeros(3, *input_shape, **kwargs))
-    except Exception:
-        pass  # a shape that does not fit: convert_to_hat names the layer; check what ran
-    for node, index in reshapes:
-        before, after = recorder.shapes.get(node.args[0]), recorder.shapes.get(node)
-        if before is None or after is None:
-            continue
-        want = (before[0], math.prod(before[1:]))
-        if after != want:
-            raise _refusal(
-                model,
-                node,
-                f"it reshapes {before} to {after}, not each sample into one vector {want} "
-                f"(layer {index} of the chain)",
-                "only a flatten of each sample into a vector converts: write "
-                "torch.flatten(x, 1); for another reshape, feed the data in the shape the "
-                "layers expect (and give that input_shape)",
-            )
 
 
 def convert_to_hat(
