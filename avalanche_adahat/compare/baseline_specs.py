@@ -48,10 +48,10 @@ class PackNetSpec(StrategySpec):
         return PackNetModel(torch.nn.Sequential(*layers))
 
     def build(self, params: dict, plugins: list, *, scenario: str = "task", **common):
-        strategy = super().build(params, None, **common)
         # Avalanche 0.6's PackNet nests its `plugins` argument as one item of its plugin
-        # list (`plugins=[plugins, PackNetPlugin(...)]`), where it is never called: add
-        # ours (and drop the nested None) after construction.
+        # list (`plugins=[plugins, PackNetPlugin(...)]`), where it is never called: build
+        # it with plugins=None, then add ours (and drop the nested None).
+        strategy = self.strategy_class()(plugins=None, **common, **params)
         strategy.plugins = list(plugins) + [p for p in strategy.plugins if p is not None]
         return strategy
 

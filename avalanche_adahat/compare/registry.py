@@ -227,7 +227,7 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
 
 
 # =========================================================================== models
-ModelBuilder = Callable[[tuple[int, ...], int, dict], torch.nn.Module]
+ModelBuilder = Callable[[tuple[int, ...], int | None, dict], torch.nn.Module]
 MODELS: dict[str, ModelBuilder] = {}
 
 
@@ -235,7 +235,8 @@ def register_model(name: str, builder: ModelBuilder) -> None:
     """Add a backbone: ``builder(input_shape, num_classes, params) -> HAT model``.
 
     ``input_shape`` is one sample's shape (e.g. ``(1, 28, 28)``),
-    ``num_classes`` the classes per task, ``params`` the ``model`` section of
+    ``num_classes`` the classes per task (``None`` for the HAT family in the class
+    scenario: heads sized from the data), ``params`` the ``model`` section of
     the configuration (e.g. ``{"hidden_sizes": [256, 100, 64]}``).
     """
     MODELS[name] = builder

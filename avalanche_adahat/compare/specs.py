@@ -49,7 +49,7 @@ class StrategySpec:
     #: Trains on every experience seen so far (``Cumulative``): it keeps all their samples.
     keeps_all_data: bool = False
 
-    def strategy_class(self) -> type:
+    def strategy_class(self) -> type[Any]:
         from avalanche.training import supervised
 
         return getattr(supervised, self.cls_name)
@@ -112,7 +112,7 @@ class HATSpec(StrategySpec):
     uses_alpha: bool = False
     hat_family: bool = field(default=True, init=False)
 
-    def strategy_class(self) -> type:
+    def strategy_class(self) -> type[Any]:
         from ..training import strategies
 
         return getattr(strategies, self.cls_name)

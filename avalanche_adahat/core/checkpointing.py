@@ -42,7 +42,8 @@ def _save_optimizer(pickler, optimizer: torch.optim.Optimizer) -> None:
 
 
 def _subclasses(cls: type) -> set[type]:
-    found = set()
+    found: set[type] = set()
+    sub: type
     for sub in cls.__subclasses__():
         found |= {sub} | _subclasses(sub)
     return found

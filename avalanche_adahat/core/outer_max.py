@@ -15,6 +15,7 @@ Torch only; :mod:`.functional` re-exports every public name here (``F.outer_max`
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -142,13 +143,16 @@ def _pairwise(grad: Tensor, pair_rates: Tensor) -> tuple[Tensor, Tensor]:
 def _pairwise_maxima(grads: list[Tensor], outs: list[Tensor], ins: list[Tensor], workspace=None):
     """Targets and factors (:func:`_pairwise`) of several weights' outer maxima,
     the maxima built by one foreach call, or one after the other in ``workspace``."""
+    maxima: Sequence[Tensor]
     if workspace is None:
         maxima = torch._foreach_maximum(outs, ins)
     else:
-        maxima, offset = [], 0
+        built: list[Tensor] = []
+        offset = 0
         for o, i in zip(outs, ins):
-            maxima.append(_outer_max(o, i, workspace, offset))
-            offset += maxima[-1].numel()
+            built.append(_outer_max(o, i, workspace, offset))
+            offset += built[-1].numel()
+        maxima = built
     pairs = [_pairwise(g, m) for g, m in zip(grads, maxima)]
     return [t for t, _ in pairs], [f for _, f in pairs]
 
@@ -168,6 +172,9 @@ def mul_outer_max_all_(
     ``workspace`` (a 1-D tensor of at least ``block`` elements), if given, holds
     every outer max built, each used before the next is built (no allocation per step)."""
     row_grads, row_rates = [], []
+    grads_: list[Tensor]
+    outs: list[Tensor]
+    ins: list[Tensor]
     grads_, outs, ins, pairs = [], [], [], 0
     for grad, out_rate, in_rate in zip(grads, out_rates, in_rates):
         out_view, in_view = rate_views(out_rate, in_rate, grad.dim())

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 import torch.nn.functional as F
 from avalanche.benchmarks.scenarios import CLExperience
 from avalanche.models import IncrementalClassifier, MultiHeadClassifier
 from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..core.checks import check_positive_int
 from ..nn.module import HATModule
@@ -45,6 +47,8 @@ class TaskBatchNorm(nn.Module):
         features (``spatial=False``, ``BatchNorm1d``).
     """
 
+    _anchor: Tensor
+
     def __init__(
         self,
         num_features: int,
@@ -72,7 +76,7 @@ class TaskBatchNorm(nn.Module):
         kind = "2d" if self.spatial else "1d"
         return f"{self.num_features}, {kind}, tasks={list(self.bns.keys())}"
 
-    def _new_bn(self) -> nn.Module:
+    def _new_bn(self) -> _BatchNorm:
         cls = nn.BatchNorm2d if self.spatial else nn.BatchNorm1d
         return cls(
             self.num_features,
@@ -98,13 +102,14 @@ class TaskBatchNorm(nn.Module):
                 "hat_frozen", torch.ones((), dtype=torch.bool, device=self._anchor.device)
             )
 
-    def bn_for(self, task_label: int) -> nn.Module | None:
+    def bn_for(self, task_label: int) -> _BatchNorm | None:
         """The BN used for ``task_label`` (see the fallback in the class docstring)."""
         key = str(task_label)
+        # Every BN in ``bns`` is made by _new_bn.
         if key in self.bns:
-            return self.bns[key]
+            return cast(_BatchNorm, self.bns[key])
         if len(self.bns) > 0:
-            return self.bns[list(self.bns.keys())[-1]]
+            return cast(_BatchNorm, self.bns[list(self.bns.keys())[-1]])
         return None
 
     def forward(self, x: Tensor, task_label: int) -> Tensor:

@@ -13,7 +13,7 @@ from ._common import HATBackbone, check_sizes, make_head
 __all__ = ["HATAlexNet"]
 
 
-def _alexnet_geometry(input_size: int) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+def _alexnet_geometry(input_size: int) -> tuple[tuple[int, int, int], tuple[int, ...]]:
     """Kernel sizes and output sizes (after pooling) of the three conv stages."""
     kernels = (input_size // 8, input_size // 10, 2)
     sizes = []
@@ -90,9 +90,11 @@ class HATAlexNet(HATBackbone):
         self.feature_size = sizes[-1]  # H = W of the last conv stage's output
 
         ins = (in_channels, *channels[:-1])
-        convs = [nn.Conv2d(a, b, kernel_size=k) for a, b, k in zip(ins, channels, kernels)]
+        convs: list[nn.Module] = [
+            nn.Conv2d(a, b, kernel_size=k) for a, b, k in zip(ins, channels, kernels)
+        ]
         fc_in = (channels[-1] * self.feature_size**2, *fc_sizes[:-1])
-        fcs = [nn.Linear(a, b) for a, b in zip(fc_in, fc_sizes)]
+        fcs: list[nn.Module] = [nn.Linear(a, b) for a, b in zip(fc_in, fc_sizes)]
         # conv -> linear: each channel of the last conv covers H*W flattened features
         repeats = [1] * len(convs) + [self.feature_size**2]
         self.hat_layers = hat_chain(convs + fcs, repeats)

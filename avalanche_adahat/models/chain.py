@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.fx
@@ -192,7 +193,7 @@ def _check_reshapes(model: nn.Module, graph, reshapes: list, input_shape: tuple)
     the ``(batch, ...)`` it reads: an ``nn.Flatten`` (on a copy of the model, in eval mode)."""
     probe = torch.fx.GraphModule(copy.deepcopy(model).eval(), graph)
     param = next(probe.parameters(), None)
-    kwargs = {} if param is None else {"device": param.device, "dtype": param.dtype}
+    kwargs: dict[str, Any] = {} if param is None else {"device": param.device, "dtype": param.dtype}
     recorder = _ShapeRecorder(probe)
     try:
         recorder.run(torch.zeros(3, *input_shape, **kwargs))

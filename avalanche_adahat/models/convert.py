@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import sys
 from collections.abc import Sequence
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -209,7 +210,9 @@ def convert_to_hat(
 def _gate_repeat(index: int, layer: nn.Module, point_shape: tuple[int, ...]) -> int:
     """Features per unit of weighted layer ``index`` where the next weighted layer
     reads them (``point_shape``): 1, or ``H*W`` after a ``Flatten`` of its channels."""
-    units = layer.out_features if isinstance(layer, nn.Linear) else layer.out_channels
+    units = (
+        layer.out_features if isinstance(layer, nn.Linear) else cast(nn.Conv2d, layer).out_channels
+    )
     if point_shape[1] == units:
         return 1
     if len(point_shape) == 2 and point_shape[1] % units == 0:
@@ -256,7 +259,7 @@ def _trace_shapes(model: nn.Sequential, input_shape: tuple[int, ...]) -> list[tu
     """Shapes (batch dimension included) entering each layer, then the output's."""
     probe = copy.deepcopy(model).eval()  # eval: BN statistics of the copy only, no dropout
     param = next(probe.parameters(), None)
-    kwargs = {} if param is None else {"device": param.device, "dtype": param.dtype}
+    kwargs: dict[str, Any] = {} if param is None else {"device": param.device, "dtype": param.dtype}
     h = torch.zeros(2, *input_shape, **kwargs)
     shapes = []
     for i, layer in enumerate(probe):

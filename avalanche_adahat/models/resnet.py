@@ -66,6 +66,9 @@ class HATBasicBlock(nn.Module):
     """
 
     expansion = 1
+    # Both None when the shortcut is the identity.
+    shortcut_conv: nn.Module | None
+    shortcut_bn: TaskBatchNorm | None
 
     def __init__(
         self, in_planes: int, planes: int, stride: int = 1, *, in_mask: HATMask | None = None
@@ -102,7 +105,10 @@ class HATBasicBlock(nn.Module):
     def forward(self, x: Tensor, task_label: int, gates: dict | None) -> Tensor:
         h = apply_gate(self.bn1(self.conv1(x), task_label).relu(), gates, self.mask1)
         r = self.bn2(self.conv2(h), task_label)
-        s = x if self.shortcut_conv is None else self.shortcut_bn(self.shortcut_conv(x), task_label)
+        if self.shortcut_conv is None or self.shortcut_bn is None:
+            s = x
+        else:
+            s = self.shortcut_bn(self.shortcut_conv(x), task_label)
         return apply_gate((r + s).relu(), gates, self.out_mask)
 
 

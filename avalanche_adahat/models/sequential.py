@@ -3,9 +3,12 @@ layers: :class:`HATSequential`, its gates applied where docs/ALGORITHM.md §1.1 
 
 from __future__ import annotations
 
+from typing import cast
+
 from torch import Tensor, nn
 
 from ..nn.layers import HATLayer, apply_gate
+from ..nn.mask import HATMask
 from ._common import HATBackbone, TaskBatchNorm
 
 __all__ = ["HATSequential"]
@@ -63,5 +66,5 @@ class HATSequential(HATBackbone):
             point = self._mask_points.get(i)
             if point is not None:
                 mask_index, repeat = point
-                h = apply_gate(h, gates, self.masks[mask_index], repeat)
+                h = apply_gate(h, gates, cast(HATMask, self.masks[mask_index]), repeat)
         return self._head_forward(h, task_label)

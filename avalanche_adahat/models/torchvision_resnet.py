@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import cast
+
 import torch
 from torch import nn
 
-from .resnet import HATResNet
+from .resnet import HATBasicBlock, HATResNet
 
 __all__ = ["convert_torchvision_resnet"]
 
@@ -24,10 +27,12 @@ def _check_batch_norms(model: nn.Module, blocks: list[nn.Module]) -> None:
     bns = [model.bn1]
     for block in blocks:
         bns += [block.bn1, block.bn2]
-        if block.downsample is not None:
-            if len(block.downsample) != 2:
-                raise ValueError(f"a downsample {block.downsample!r} is not a 1x1 conv and a BN")
-            bns.append(block.downsample[1])
+        # torchvision builds a downsample as an nn.Sequential (typed nn.Module | None)
+        downsample = cast("nn.Sequential | None", block.downsample)
+        if downsample is not None:
+            if len(downsample) != 2:
+                raise ValueError(f"a downsample {downsample!r} is not a 1x1 conv and a BN")
+            bns.append(downsample[1])
     for bn in bns:
         if type(bn) is not nn.BatchNorm2d:
             raise TypeError(f"a HATResNet's norm layers are BatchNorm2d, got {type(bn).__name__}")
@@ -85,12 +90,12 @@ def convert_torchvision_resnet(
         multi_head=multi_head,
         stem=stem,
     )
-    pairs = [(hat.stem_conv, model.conv1)]
-    for hat_block, block in zip(hat.blocks, blocks):
+    pairs: list[tuple[nn.Module, nn.Module]] = [(hat.stem_conv, model.conv1)]
+    for hat_block, block in zip(cast("Iterable[HATBasicBlock]", hat.blocks), blocks):
         pairs += [(hat_block.conv1, block.conv1), (hat_block.conv2, block.conv2)]
         if (hat_block.shortcut_conv is None) != (block.downsample is None):
             raise ValueError(f"{block.downsample!r}: a HATResNet block has no such shortcut")
-        if block.downsample is not None:
+        if hat_block.shortcut_conv is not None:  # and so block.downsample (checked above)
             pairs.append((hat_block.shortcut_conv, block.downsample[0]))
     param = next(model.parameters())
     hat = hat.to(device=param.device, dtype=param.dtype)
@@ -98,7 +103,8 @@ def convert_torchvision_resnet(
         for new, old in pairs:
             if _conv_config(new) != _conv_config(old):
                 raise ValueError(f"{old!r} differs from the HATResNet conv {new!r}")
-            new.weight.copy_(old.weight)
+            # both nn.Conv2d: the configs compared start with the type
+            cast(nn.Conv2d, new).weight.copy_(cast(nn.Conv2d, old).weight)
         if not multi_head and hat.head.out_features == model.fc.out_features:
             hat.head.load_state_dict(model.fc.state_dict())
     return hat
