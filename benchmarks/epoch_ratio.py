@@ -97,7 +97,7 @@ class _KeepSubnormals(HATPlugin):
 
     def before_training_iteration(self, strategy, **kwargs):
         super().before_training_iteration(strategy, **kwargs)
-        self._end_flush()
+        self.flush.end()
 
 
 def blobs(shape, n_tasks, per_task, seed=0):

@@ -68,7 +68,7 @@ def adjust_parameter_sized(strategy) -> None:
         if mode == "hat":
             rate = 1 - measure
         else:
-            r = plugin._layer_r(plugin.layer_sparsity)  # one r_l per layer
+            r = plugin.rates.layer_r(plugin.layer_sparsity)  # one r_l per layer
             r = r[index[id(cp.out_mask)]] if isinstance(r, torch.Tensor) else r
             rate = r / (measure + r)
         grad.mul_(rate)

@@ -161,9 +161,9 @@ def persistent_hat_bytes(strategy) -> dict:
     # The plugin's per-task state: the rate plan's unit vectors (measures, layer
     # index, current rates) and the sparsity regulariser's (layers + 1) x units map.
     plugin.current_unit_rates(model)
-    plan = plugin._rate_plan
+    plan = plugin.task.rate_plan
     state = [plan.cumulative, plan.summative, plan.slot_layer, plan.rates]
-    state += list(plugin._sparsity_map or ())
+    state += list(plugin.task.sparsity_map or ())
     rates = sum(t.numel() * t.element_size() for t in state)
     units = sum(m.num_units for m in masks)
     return dict(

@@ -592,7 +592,7 @@ class _SubnormalProbe(SupervisedPlugin):
 
 
 def test_a_training_step_with_subnormal_gates_has_no_subnormal_values(tiny_benchmark):
-    from avalanche_adahat.training.plugin import flush_subnormals_is_on
+    from avalanche_adahat.core.subnormals import flush_subnormals_is_on
 
     gate = torch.sigmoid(400 * torch.full((1,), -0.2))
     assert _is_subnormal(gate * 1e-4)  # outside the step
@@ -612,7 +612,7 @@ def test_a_training_step_with_subnormal_gates_has_no_subnormal_values(tiny_bench
 
 
 def test_a_step_interrupted_by_an_error_gives_the_subnormal_mode_back(tiny_benchmark):
-    from avalanche_adahat.training.plugin import flush_subnormals_is_on
+    from avalanche_adahat.core.subnormals import flush_subnormals_is_on
 
     class Fails(SupervisedPlugin):
         def after_backward(self, strategy, **kwargs):

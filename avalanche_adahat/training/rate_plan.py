@@ -54,6 +54,8 @@ class RatePlan:
     unit_rates: list[UnitRates]  # views into ``rates``, one per covered parameter
     # ((alpha, epsilon), *F.adahat_rate_terms) once AdaHAT rates were written.
     adahat_terms: tuple | None = None
+    # Written once for the task: the mode does not read the per-batch R_l.
+    fixed: bool = False
 
     @classmethod
     def build(cls, model, covered: list[CoveredParameter], mask_index: dict[int, int]):
