@@ -19,9 +19,12 @@ data:
 demo: $(VENV)/.installed
 	$(PY) -m avalanche_adahat demo
 
+# Style, the import contract between the package's layers (CONTRIBUTING.md, "Layers") and types.
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 format: $(VENV)/.installed
 	$(VENV)/bin/ruff format .

@@ -51,7 +51,7 @@ recorded values (:func:`mask_usage`, :func:`capacity_curve`,
 from __future__ import annotations
 
 import warnings
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from avalanche.evaluation import PluginMetric
@@ -132,7 +132,7 @@ class _HATMetric(PluginMetric[dict]):
     def reset(self) -> None:
         self._value = {}
 
-    def result(self) -> dict[str, float]:
+    def result(self) -> dict[str, Any]:
         """The last values read: ``{layer name or "": value}``."""
         return dict(self._value)
 

@@ -172,7 +172,7 @@ def check_labels_fit_head(experience, model, trained: list[int]) -> None:
         return
     stream = getattr(experience, "origin_stream", None)
     whole = not trained and stream is not None and hasattr(stream, "__len__")
-    for exp in stream if whole else [experience]:
+    for exp in stream if whole and stream is not None else [experience]:
         labels = _experience_labels(exp)
         outside = [c for c in labels if not 0 <= c < head.out_features]
         if outside:

@@ -30,7 +30,7 @@ from torch.nn.parallel import DistributedDataParallel
 __all__ = ["DistributedModelPlugin"]
 
 
-class DistributedModelPlugin(SupervisedPlugin, supports_distributed=True):
+class DistributedModelPlugin(SupervisedPlugin, supports_distributed=True):  # type: ignore[call-arg]
     """Wrap ``strategy.model`` in ``DistributedDataParallel`` while it trains.
 
     Does nothing when ``torch.distributed`` is not initialised, so the same

@@ -64,7 +64,7 @@ __all__ = [
 ]
 
 
-class HATPlugin(SupervisedPlugin, supports_distributed=True):
+class HATPlugin(SupervisedPlugin, supports_distributed=True):  # type: ignore[call-arg]
     """HAT (Serra et al., ICML 2018) as an Avalanche plugin.
 
     The model must be a :class:`~avalanche_adahat.nn.module.HATModule` (for
@@ -290,7 +290,7 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):
             )
 
 
-class AdaHATPlugin(HATPlugin, supports_distributed=True):
+class AdaHATPlugin(HATPlugin, supports_distributed=True):  # type: ignore[call-arg]
     """AdaHAT (Wang et al., ECML PKDD 2024) as an Avalanche plugin.
 
     :class:`HATPlugin` with an :class:`~avalanche_adahat.core.config.AdaHATConfig`

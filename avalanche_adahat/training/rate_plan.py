@@ -60,7 +60,9 @@ class RatePlan:
     @classmethod
     def build(cls, model, covered: list[CoveredParameter], mask_index: dict[int, int]):
         keys: dict[tuple[int, int, int], int] = {}
-        cumulative, summative, layers = [], [], []
+        cumulative: list[Tensor] = []
+        summative: list[Tensor] = []
+        layers: list[int] = []
 
         def slot(mask, layer: int, input_of: CoveredParameter | None = None) -> int:
             """The slot of ``mask``'s units rated with layer ``layer``'s r_l, as the
@@ -85,11 +87,11 @@ class RatePlan:
         slot_layer = torch.repeat_interleave(
             torch.tensor(layers, device=device), torch.tensor(sizes, device=device)
         )
-        cumulative, summative = torch.cat(cumulative), torch.cat(summative)
-        rates = torch.ones_like(cumulative)
+        all_cumulative, all_summative = torch.cat(cumulative), torch.cat(summative)
+        rates = torch.ones_like(all_cumulative)
         parts = rates.split(sizes)
         unit_rates = [
             UnitRates(cp, parts[out], None if inp is None else parts[inp])
             for cp, out, inp in slots_of
         ]
-        return cls(id(model), cumulative, summative, slot_layer, rates, unit_rates)
+        return cls(id(model), all_cumulative, all_summative, slot_layer, rates, unit_rates)

@@ -78,7 +78,9 @@ def _init_taking(config_class: type[HATConfig]):
         inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default)
         for f in dataclasses.fields(config_class)
     ]
-    __init__.__signature__ = signature.replace(parameters=[*named, *fields, rest])
+    __init__.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[*named, *fields, rest]
+    )
     return __init__
 
 

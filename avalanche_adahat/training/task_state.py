@@ -97,6 +97,7 @@ class TaskState:
         """Anneal ``s`` (HAT Eq. 3) and hand ``model`` this step's gates of all masks as
         one vector (HAT Eq. 1), from the embedding values they were made from: the
         forward pass, the regulariser and the compensation all read these."""
+        assert self.task_label is not None, "start_step before TaskState.begin"
         self.batch = min(self.batch + 1, self.num_batches)
         self.s = F.annealed_scale(self.batch, self.num_batches, s_max)
         self.step_embeddings = model.task_embeddings(self.task_label)
@@ -111,6 +112,7 @@ class TaskState:
     def sparsity_regulariser(self) -> Tensor:
         """This step's ``[R_1, ..., R_L, c * total]`` from its gates, kept; the last
         entry, the regulariser term of HAT Eq. 5, returned."""
+        assert self.sparsity_map is not None and self.step_gates is not None
         weights, bias = self.sparsity_map
         self.ratios = torch.addmv(bias, weights, self.step_gates)
         self._layer_sparsity = None
@@ -152,14 +154,14 @@ class TaskState:
 
     def compensate_embedding_grads(self, s_max: float, clamp_threshold: float) -> None:
         """HAT Sec. 2.5 on every mask's embedding gradient, as one vector (docs/ALGORITHM.md §4)."""
-        grads = [e.grad for e in self.embeddings]
+        all_grads = [e.grad for e in self.embeddings]
         values, self.step_embeddings = self.step_embeddings, None
-        if values is None or any(g is None for g in grads):
-            kept = [(v, g) for v, g in zip(self.embedding_values, grads) if g is not None]
+        grads = [g for g in all_grads if g is not None]
+        if values is None or len(grads) < len(all_grads):
+            kept = [v for v, g in zip(self.embedding_values, all_grads) if g is not None]
             if not kept:
                 return
-            values = torch.cat([v for v, _ in kept])
-            grads = [g for _, g in kept]
+            values = torch.cat(kept)
         factor = F.compensation_factor(values, self.s, s_max, clamp_threshold)
         torch._foreach_mul_(grads, factor.split([g.numel() for g in grads]))
 
