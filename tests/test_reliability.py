@@ -1,5 +1,7 @@
 """Exact protection under any optimizer, interrupted runs, hostile inputs, properties."""
 
+import os
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +19,20 @@ from avalanche_adahat.models import HATMLP
 from avalanche_adahat.nn import HATMask
 
 ROOT = Path(__file__).resolve().parents[1]
+#: ``python SCRIPT ARGS`` (the script run as ``__main__`` in a fresh interpreter) that skips the
+#: interpreter's teardown (seconds with torch loaded) once the script has exited.
+RUN_SCRIPT = """
+import os, runpy, sys
+sys.argv = sys.argv[1:]
+try:
+    runpy.run_path(sys.argv[0], run_name="__main__")
+    code = 0
+except SystemExit as done:
+    code = done.code
+sys.stdout.flush()
+sys.stderr.flush()
+os._exit(code if isinstance(code, int) else 1)
+"""
 
 OPTIMIZERS = {
     "sgd_momentum_wd": lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=5e-4),
@@ -74,17 +90,29 @@ def test_gradient_mode_with_weight_decay_does_move_protected_weights(tiny_benchm
 
 
 def test_kill_and_resume_matches_uninterrupted_run(tmp_path):
-    script = str(ROOT / "examples" / "checkpoint_resume.py")
-
-    def run(*args):
-        subprocess.run(
-            [sys.executable, script, *args], check=True, capture_output=True, timeout=300
-        )
-
-    run("--checkpoint", str(tmp_path / "full.pkl"), "--result", str(tmp_path / "full.pt"))
-    run("--checkpoint", str(tmp_path / "cut.pkl"), "--stop-after", "2")  # process exits
-    assert not (tmp_path / "resumed.pt").exists()
-    run("--checkpoint", str(tmp_path / "cut.pkl"), "--result", str(tmp_path / "resumed.pt"))
+    """A run stopped after two experiences, resumed from its Avalanche checkpoint by a fresh
+    process (which has nothing but the checkpoint file), ends bitwise where an uninterrupted run
+    ends. The stopped and the uninterrupted runs are made in this process, whose torch and
+    Avalanche are imported already; the fresh process uses as many threads as this one."""
+    script = ROOT / "examples" / "checkpoint_resume.py"
+    main = runpy.run_path(str(script), run_name="checkpoint_resume")["main"]
+    assert main(["--checkpoint", str(tmp_path / "cut.pkl"), "--stop-after", "2"]) == 0  # stops
+    assert (tmp_path / "cut.pkl").is_file() and not (tmp_path / "resumed.pt").exists()
+    threads = str(torch.get_num_threads())
+    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+    resume = [sys.executable, "-c", RUN_SCRIPT, str(script), "--checkpoint",
+              str(tmp_path / "cut.pkl"), "--result", str(tmp_path / "resumed.pt")]  # fmt: skip
+    proc = subprocess.Popen(resume, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:  # the uninterrupted run, while the fresh process starts
+        assert main(["--checkpoint", str(tmp_path / "full.pkl"),
+                     "--result", str(tmp_path / "full.pt")]) == 0  # fmt: skip
+        log = proc.communicate(timeout=300)[0].decode(errors="replace")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, log[-4000:]
+    assert "starting at experience 2" in log, log[-4000:]
     full = torch.load(tmp_path / "full.pt", weights_only=False)
     resumed = torch.load(tmp_path / "resumed.pt", weights_only=False)
     assert full["state_dict"].keys() == resumed["state_dict"].keys()
