@@ -35,6 +35,9 @@ PROTECT_MODES = ("gradient", "update")
 #: ``given``: the experiences' task labels; ``per_experience``: each training
 #: experience is a new task labelled by its index (streams without task labels).
 TASK_ID_MODES = ("given", "per_experience")
+#: What ``AdaHATConfig.adjustment_intensity`` is per: every optimizer step (the paper's
+#: alpha) or the whole task (divided by the task's planned optimizer steps).
+INTENSITY_UNITS = ("step", "task")
 #: ``input_space=None`` fuses the input space where an input has at most this many values.
 INPUT_SPACE_AUTO_FEATURES = 1024
 
@@ -232,6 +235,13 @@ class AdaHATConfig(HATConfig):
         ``protect="gradient"``), from measured sweeps (docs/INTENSITY_SWEEP.md,
         docs/ADAHAT_STUDY.md). The AdaHAT paper used 1e-6 with Adam; under plain
         SGD so small a value makes AdaHAT behave almost exactly like HAT (docs/ALGORITHM.md §8).
+    :param intensity_per: ``"step"`` (default): ``adjustment_intensity`` is Eq. 9's
+        ``alpha`` at every optimizer step, as in the paper. ``"task"``: it is an
+        intensity per task, and each step of a task planned for ``N`` optimizer steps
+        (``train_epochs`` times the batches of its data loader) uses
+        ``alpha = adjustment_intensity / N``, so that the drift a used parameter
+        accumulates over a task does not grow with the schedule's length
+        (docs/ALGORITHM.md §8); needs ``adjustment_intensity``.
     :param epsilon: added to the network sparsity in Eq. 9, > 0. Default 0.1.
     :param protect: default ``"update"``: the rate scales the optimizer's change of
         each parameter, so AdaHAT's soft rates mean the same under Adam as under
@@ -247,6 +257,7 @@ class AdaHATConfig(HATConfig):
     mask_sparsity_reg_factor: float = 0.1
     protect: str = "update"
     adjustment_intensity: float | None = None
+    intensity_per: str = "step"
     epsilon: float = 0.1
 
     allowed_modes: ClassVar[tuple[str, ...]] = ADAHAT_MODES
@@ -268,6 +279,12 @@ class AdaHATConfig(HATConfig):
             object.__setattr__(self, "adjustment_intensity", float(self.adjustment_intensity))
         check_positive("epsilon", self.epsilon)
         object.__setattr__(self, "epsilon", float(self.epsilon))
+        check_one_of("intensity_per", self.intensity_per, INTENSITY_UNITS)
+        if self.intensity_per == "task" and self.adjustment_intensity is None:
+            raise ValueError(
+                "intensity_per='task' needs adjustment_intensity (an intensity per task; "
+                "its default is chosen per step, by optimizer), got adjustment_intensity=None"
+            )
         if self.task_inference in TI.FEATURE_RULES:
             warnings.warn(
                 f"task_inference={self.task_inference!r} with AdaHAT: AdaHAT's soft rates move "

@@ -297,7 +297,9 @@ class AdaHATPlugin(HATPlugin, supports_distributed=True):  # type: ignore[call-a
     (AdaHAT's adjustment modes, ``adjustment_intensity``, ``epsilon``, and its
     defaults: ``mask_sparsity_reg_factor`` 0.1, ``protect="update"``). The
     paper's configuration: ``AdaHATPlugin(**PAPER_ADAHAT)``. Its modes' rates read
-    ``adjustment_intensity`` and ``epsilon`` (:meth:`.AdjustmentRates.layer_r`).
+    ``adjustment_intensity`` and ``epsilon`` (:meth:`.AdjustmentRates.layer_r`). With
+    ``intensity_per="task"`` the attribute ``adjustment_intensity`` is the per-step
+    ``alpha`` of the task being trained: the configured intensity over its planned steps.
     """
 
     config_class = AdaHATConfig
@@ -308,6 +310,12 @@ class AdaHATPlugin(HATPlugin, supports_distributed=True):  # type: ignore[call-a
             self.adjustment_intensity = default_adjustment_intensity(
                 strategy.optimizer, self.protect
             )
+
+    def before_training_exp(self, strategy, **kwargs):
+        if self.intensity_per == "task":  # alpha per step: the task's intensity / its steps
+            steps = len(strategy.dataloader) * strategy.train_epochs
+            self.adjustment_intensity = self.config.adjustment_intensity / max(steps, 1)
+        super().before_training_exp(strategy, **kwargs)
 
 
 def _unwrap(model):

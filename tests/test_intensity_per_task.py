@@ -1,0 +1,68 @@
+"""``intensity_per="task"``: AdaHAT's intensity given per task, each step using
+``alpha = adjustment_intensity / N`` with ``N`` the task's planned optimizer steps
+(docs/ALGORITHM.md §8)."""
+
+import pytest
+import torch
+from avalanche.training.plugins import EvaluationPlugin
+
+from avalanche_adahat import AdaHAT, AdaHATConfig
+from avalanche_adahat.models import HATMLP
+
+
+def _train(tiny_benchmark, epochs=2, **hyperparameters):
+    torch.manual_seed(0)
+    model = HATMLP(8, (16, 16))
+    strategy = AdaHAT(
+        model=model,
+        optimizer=torch.optim.Adam(model.parameters(), lr=1e-2),
+        train_mb_size=16,
+        train_epochs=epochs,
+        evaluator=EvaluationPlugin(loggers=[]),
+        **hyperparameters,
+    )
+    plugin = next(p for p in strategy.plugins if type(p).__name__ == "AdaHATPlugin")
+    alphas = []
+    for exp in tiny_benchmark.train_stream[:3]:
+        strategy.train(exp)
+        batches = -(-len(exp.dataset) // 16)  # the data loader's, drop_last off
+        alphas.append((plugin.adjustment_intensity, batches))
+    return model, alphas
+
+
+def test_each_step_uses_the_tasks_intensity_over_its_planned_steps(tiny_benchmark):
+    _, alphas = _train(tiny_benchmark, epochs=2, intensity_per="task", adjustment_intensity=3.0)
+    for alpha, batches in alphas:
+        assert alpha == 3.0 / (2 * batches)
+
+
+def test_per_task_equals_per_step_bitwise_at_the_same_alpha(tiny_benchmark):
+    """With every task planned for N steps, intensity ``alpha * N`` per task is ``alpha``
+    per step: the same parameters to the bit (N a power of two, so the division is exact)."""
+    _, alphas = _train(tiny_benchmark, epochs=2, adjustment_intensity=0.25)
+    steps = {2 * batches for _, batches in alphas}
+    assert len(steps) == 1
+    (n,) = steps
+    per_step, _ = _train(tiny_benchmark, epochs=2, adjustment_intensity=0.25)
+    per_task, _ = _train(
+        tiny_benchmark, epochs=2, intensity_per="task", adjustment_intensity=0.25 * n
+    )
+    for a, b in zip(per_step.state_dict().values(), per_task.state_dict().values()):
+        assert torch.equal(a, b)
+    other, _ = _train(tiny_benchmark, epochs=2, intensity_per="task", adjustment_intensity=0.5 * n)
+    assert not all(  # alpha matters here: the comparison above can fail
+        torch.equal(a, b)
+        for a, b in zip(per_step.state_dict().values(), other.state_dict().values())
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"intensity_per": "epoch"}, "intensity_per must be one of"),
+        ({"intensity_per": "task"}, "intensity_per='task' needs adjustment_intensity"),
+    ],
+)
+def test_intensity_per_is_checked(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        AdaHATConfig(**kwargs)
