@@ -18,7 +18,7 @@ time $C --benchmark split_fmnist --n-experiences 5 --strategies packnet,adahat,h
 # Plain SGD: Permuted FMNIST, 20 tasks.
 time $C --benchmark permuted_fmnist --n-experiences 20 --strategies adahat,hat,naive --optimizer sgd --lr 0.05 --epochs 1 --batch-size 128 --test-per-task 2000 --seeds 0,1,2 --threads 1 --progress lines --output docs/results/pfm20_sgd
 # compare with no options (split_digits; its defaults), 3 seeds.
-time $C --progress none --output docs/results/compare_defaults --seeds 0,1,2
+time $C --progress none --seeds 0,1,2 --threads 1 --output docs/results/compare_defaults
 # Permuted FMNIST 20, AdaHAT with the defaults: the study's folder (benchmarks/adahat_study.py).
 time $C --benchmark permuted_fmnist --n-experiences 20 --epochs 1 --batch-size 128 --test-per-task 2000 --seeds 0,1,2 --threads 1 --progress lines --strategies adahat --set adahat.protect=update --set adahat.adjustment_intensity=1e-2 --set adahat.mask_sparsity_reg_factor=0.1 --output docs/results/study_pfm20_update_a1e-2_r0.1
 # Earlier jobs (older commits; their "adahat" ran the paper configuration, compare's default then).
