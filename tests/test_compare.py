@@ -352,10 +352,14 @@ def test_registry_specs_build_their_strategies():
             assert spec.mode == "hat" and spec.defaults["task_inference"] in name
         elif spec.hat_family:
             assert spec.mode == name and issubclass(cls, AdaHAT) == name.startswith("adahat")
-    uses_alpha = [
-        n for n, s in strategy_specs.STRATEGIES.items() if getattr(s, "uses_alpha", False)
+    from avalanche_adahat.core.modes import MODES
+
+    uses_alpha = [  # alpha is passed on where the mode reads it (the mode registry says so)
+        n
+        for n, s in strategy_specs.STRATEGIES.items()
+        if s.hat_family and "alpha" in s._hyperparameters({"alpha": 0.5}, "task")
     ]
-    assert uses_alpha == ["hat_const_alpha"]
+    assert uses_alpha == [n for n, m in MODES.items() if m.needs_alpha] == ["hat_const_alpha"]
     config = {"model": "mlp", "model_params": {"hidden_sizes": [8]}, "epochs": 2}
     packnet = strategy_specs.STRATEGIES["packnet"]
     model = packnet.build_model(config, (1, 8, 8), 3)

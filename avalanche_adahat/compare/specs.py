@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from ..core.modes import MODES
 from .errors import CompareError
 from .registry import MODELS, SCENARIOS, shared_head_mlp
 
@@ -108,8 +109,6 @@ class HATSpec(StrategySpec):
     """``avalanche_adahat.HAT`` or ``AdaHAT`` (``cls_name``) in one ``adjustment_mode``."""
 
     mode: str = "hat"
-    #: Only the constant-rate mode reads ``alpha``; the others drop it.
-    uses_alpha: bool = False
     hat_family: bool = field(default=True, init=False)
 
     def strategy_class(self) -> type[Any]:
@@ -139,7 +138,7 @@ class HATSpec(StrategySpec):
 
     def _hyperparameters(self, params: dict, scenario: str) -> dict:
         params = {**params, "adjustment_mode": self.mode}
-        if not self.uses_alpha:
+        if not MODES[self.mode].needs_alpha:  # only the constant-rate mode reads alpha
             params.pop("alpha", None)
         if scenario == "class":
             params["task_ids"] = "per_experience"  # rule and calibration: the library's defaults

@@ -57,7 +57,6 @@ STRATEGIES: dict[str, StrategySpec] = {
         "HAT",
         {**_HAT, "alpha": 0.5},
         mode="hat_const_alpha",
-        uses_alpha=True,
     ),
     "hat_const_1": HATSpec(
         "HAT masks, no gradient constraint (rate 1)", "HAT", _HAT, mode="hat_const_1"
