@@ -30,4 +30,4 @@ def test_a_state_dict_from_before_the_redesign_loads_and_routes_bitwise():
     with torch.no_grad():
         out = model(saved["x"], torch.zeros(len(saved["x"]), dtype=torch.long))
     assert torch.equal(out, saved["out"])
-    assert torch.equal(model.last_inferred_tasks, saved["tasks"])
+    assert torch.equal(model.router.last_tasks, saved["tasks"])

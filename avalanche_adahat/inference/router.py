@@ -232,13 +232,16 @@ class TaskRouter:
     as its router (:meth:`~avalanche_adahat.nn.module.HATModule.set_router`), it makes
     the model's eval-mode forward predict each sample's task with ``rule`` and return
     logits over all classes seen (:func:`infer`), using the calibration (``calibrated``,
-    logit rules) and feature statistics the model holds; the predicted task labels
-    are left in the model's ``last_inferred_tasks``."""
+    logit rules) and feature statistics the model holds. The logits of the classes
+    outside the chosen task are :data:`MASKED_LOGIT`, so the predicted task is the one
+    whose class scores highest (what the task-id metric reads); the router also keeps
+    the last batch's predicted task labels in :attr:`last_tasks`."""
 
     def __init__(self, rule: str, calibrated: bool = False) -> None:
         if rule not in RULES:
             raise ValueError(f"task_inference must be one of {RULES} or None, got {rule!r}")
         self.rule, self.calibrated = rule, calibrated
+        self.last_tasks: Tensor | None = None  # the last batch's predicted task labels
 
     def __repr__(self) -> str:
         return f"TaskRouter({self.rule!r}, calibrated={self.calibrated})"
@@ -253,9 +256,7 @@ class TaskRouter:
         features = self.rule in FEATURE_RULES
         statistics = getattr(model, "task_statistics", None) if features else None
         fused = getattr(model, "input_statistics", None) if self.rule == "lda_cascade" else None
-        logits, model.last_inferred_tasks = infer(
-            model, x, self.rule, calibration, statistics, fused
-        )
+        logits, self.last_tasks = infer(model, x, self.rule, calibration, statistics, fused)
         return logits
 
 

@@ -1,10 +1,12 @@
 """Task-id prediction accuracy: an Avalanche metric beside accuracy.
 
 With task-agnostic inference (``task_inference=...``, see
-:mod:`avalanche_adahat.inference.router`) the backbone records the task it
-predicted for every evaluation sample; the true task of a sample is the trained
-task whose head holds its class. ``TaskIdAcc_Exp`` / ``TaskIdAcc_Stream`` is the
-fraction predicted right, per evaluation experience / over the stream::
+:mod:`avalanche_adahat.inference.router`) the backbone returns logits over all
+classes seen, those outside the task it chose at ``MASKED_LOGIT``: the predicted
+task of a sample is the trained task whose head holds its highest-scoring class,
+its true task the one whose head holds its class. ``TaskIdAcc_Exp`` /
+``TaskIdAcc_Stream`` is the fraction predicted right, per evaluation experience /
+over the stream::
 
     EvaluationPlugin(accuracy_metrics(stream=True), task_id_accuracy_metrics(), ...)
 """
@@ -18,17 +20,31 @@ from avalanche.evaluation.metrics import Accuracy
 from ..inference.router import task_classes
 from ..nn.module import HATModule
 
-__all__ = ["TaskIdAccuracy", "task_id_accuracy_metrics", "true_tasks"]
+__all__ = ["TaskIdAccuracy", "predicted_tasks", "task_id_accuracy_metrics", "true_tasks"]
 
 
 def true_tasks(model: HATModule, targets: torch.Tensor) -> torch.Tensor:
     """The trained task whose head holds each target class (-1 for a class no head holds)."""
+    owner = _owners(model, int(targets.max()) + 1)
+    return owner[targets.to(owner.device)]
+
+
+def predicted_tasks(model: HATModule, logits: torch.Tensor) -> torch.Tensor:
+    """The trained task whose head holds each sample's highest-scoring class: the task
+    the router chose (it returns every other class at ``MASKED_LOGIT``)."""
+    owner = _owners(model, logits.shape[1])
+    return owner[logits.argmax(dim=1).to(owner.device)]
+
+
+def _owners(model: HATModule, width: int) -> torch.Tensor:
+    """The task whose head holds each class (-1 where none does), for at least ``width``
+    classes."""
     tasks = model.trained_tasks()
-    active = task_classes(model, tasks, max(model.max_class_label, int(targets.max()) + 1))
+    active = task_classes(model, tasks, max(model.max_class_label, width))
     owner = torch.full((active.shape[1],), -1, dtype=torch.long, device=active.device)
     for t, row in zip(tasks, active):
         owner[row] = t
-    return owner[targets.to(owner.device)]
+    return owner
 
 
 class TaskIdAccuracy(GenericPluginMetric[float, Accuracy]):
@@ -46,9 +62,9 @@ class TaskIdAccuracy(GenericPluginMetric[float, Accuracy]):
 
     def update(self, strategy) -> None:
         model = strategy.model
-        predicted = getattr(model, "last_inferred_tasks", None)
-        if predicted is None:
+        if getattr(model, "router", None) is None:
             return  # no task inference in this evaluation
+        predicted = predicted_tasks(model, strategy.mb_output)
         self._metric.update(predicted, true_tasks(model, strategy.mb_y).to(predicted.device))
 
     def __str__(self) -> str:

@@ -56,10 +56,8 @@ class HATModule(MultiTaskModule):
         # names) and the order of model.parameters() (clip_grad_norm_'s bits).
         self.hat_layers: list[HATLayer] = []
         # Task-agnostic evaluation: in eval mode, forward() returns router(self, x)
-        # (avalanche_adahat.inference.TaskRouter), which leaves its predicted task
-        # labels in last_inferred_tasks.
+        # (avalanche_adahat.inference.TaskRouter).
         self.router: Callable[[HATModule, Tensor], Tensor] | None = None
-        self.last_inferred_tasks: Tensor | None = None
         # (task label, gates) of the current training step (see set_step_gates).
         self._step_gates: tuple[int | None, Tensor] | None = None
         # Per-layer gates that replace every task's (task inference's mask superposition).
@@ -123,7 +121,6 @@ class HATModule(MultiTaskModule):
         task labels (task-agnostic inference, :class:`avalanche_adahat.inference.TaskRouter`);
         ``None``: read the task labels."""
         self.router = router
-        self.last_inferred_tasks = None
 
     def forward(self, x: Tensor, task_labels) -> Tensor:
         if self.router is None or self.training:
