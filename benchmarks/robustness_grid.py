@@ -32,9 +32,17 @@ STUDY = Path("docs/ROBUSTNESS_GRID.md")
 LOGS = "/tmp/grid_logs"  # one compare log per job
 STOP = Path("/tmp/grid_stop")  # `run` starts no further job while this file exists
 BASELINES = ("hat", "naive", "ewc")
-#: AdaHAT candidates: label -> adjustment_intensity, all with protect="update" and the
-#: library's other AdaHAT defaults (mask_sparsity_reg_factor 0.1, epsilon 0.1).
-CANDIDATES = {"a1e-2": 1e-2, "a0.1": 0.1, "a0.3": 0.3, "a1": 1.0}
+#: AdaHAT candidates: label -> the AdaHAT parameters compare sets, all with protect="update"
+#: and the library's other AdaHAT defaults (mask_sparsity_reg_factor 0.1, epsilon 0.1).
+#: "a<alpha>": alpha at every optimizer step; "t<A>": intensity A per task
+#: (intensity_per="task": each step uses A / the task's planned optimizer steps).
+CANDIDATES: dict[str, dict] = {
+    **{k: {"adjustment_intensity": a} for k, a in (("a1e-2", 1e-2), ("a0.1", 0.1), ("a0.3", 0.3), ("a1", 1.0))},
+    **{f"t{a:g}": {"intensity_per": "task", "adjustment_intensity": a} for a in (5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 300.0)},
+}  # fmt: skip
+#: Candidates that take one of the above by the cell's optimizer: (adaptive, SGD-like).
+BY_OPTIMIZER = {"t10|t200": ("t10", "t200")}
+LABELS = (*CANDIDATES, *BY_OPTIMIZER)
 DEFAULT_CANDIDATE = "a1e-2"  # the library's default when the grid was run
 #: jobs besides the candidates (each candidate job trains "adahat"): name -> strategies
 BASE_JOBS = {"base": ("hat", "naive"), "ewc": ("ewc",)}
@@ -91,6 +99,17 @@ CELLS = [
          pfm(None, None, 10, "adam", 3e-3, benchmark="split_digits", batch_size=16,
              test_per_task=None), 252),
 ]  # fmt: skip
+#: Settings no candidate was chosen on, run after the choice (3 seeds in one job each,
+#: folders ``<cell>_s012``): the demo's, split digits at 80 steps under Adam, a shorter
+#: Permuted FMNIST at batch 64.
+HELD_OUT = [
+    Cell("digits_sgd", "held out: split_digits, SGD 0.1, batch 32, 20 ep (the demo)",
+         pfm(None, None, 20, "sgd", 0.1, benchmark="split_digits", batch_size=32, test_per_task=None), 252),
+    Cell("digits_adam", "held out: split_digits, Adam 1e-3, batch 32, 10 ep",
+         pfm(None, None, 10, "adam", 1e-3, benchmark="split_digits", batch_size=32, test_per_task=None), 252),
+    Cell("pfm10_b64", "held out: PFM10, 2,000 img/task, 3 ep, batch 64", pfm(10, 2000, 3, batch_size=64), 2000),
+]  # fmt: skip
+CELLS = CELLS + HELD_OUT
 CELL_BY_NAME = {c.name: c for c in CELLS}
 JOBS = (*BASE_JOBS, *CANDIDATES)
 
@@ -106,7 +125,8 @@ def compare_args(cell: Cell, job: str, seed: int, out: Path) -> list[str]:
             args += [FLAGS[key], f"{value:g}" if key == "lr" else str(value)]
     if job in CANDIDATES:
         args += ["--strategies", "adahat", "--set", "adahat.protect=update"]
-        args += ["--set", f"adahat.adjustment_intensity={CANDIDATES[job]:g}"]
+        for key, value in CANDIDATES[job].items():
+            args += ["--set", f"adahat.{key}={value:g}" if isinstance(value, float) else f"adahat.{key}={value}"]  # fmt: skip
     else:
         args += ["--strategies", ",".join(BASE_JOBS[job])]
     return args + ["--seeds", str(seed), "--threads", "1", "--progress", "lines", "--output", str(out)]  # fmt: skip
@@ -131,9 +151,15 @@ def params_match(label: str, params: dict) -> bool:
         return not params
     if not params:  # a reused folder run with the library's defaults of its commit
         return label == DEFAULT_CANDIDATE
-    rest = {k: v for k, v in params.items() if k not in ("protect", "adjustment_intensity")}
-    alpha = math.isclose(float(params.get("adjustment_intensity", -1)), CANDIDATES[label])
-    return params.get("protect") == "update" and alpha and rest in ({}, {"mask_sparsity_reg_factor": 0.1})  # fmt: skip
+    got = {k: v for k, v in params.items() if k != "protect"}
+    if got.get("mask_sparsity_reg_factor") == 0.1:  # AdaHAT's default, passed explicitly
+        del got["mask_sparsity_reg_factor"]
+    want = dict(CANDIDATES[label])
+    alpha = math.isclose(
+        float(got.pop("adjustment_intensity", -1)), want.pop("adjustment_intensity")
+    )
+    unit = got.pop("intensity_per", "step") == want.pop("intensity_per", "step")
+    return params.get("protect") == "update" and alpha and unit and not got
 
 
 def check_config(config: dict, cell: Cell, strategy: str, label: str, where: Path) -> None:
@@ -176,6 +202,10 @@ def load(root: Path, cells: list[Cell], reuse: bool = True) -> dict:
                 record = {"avg_acc": ps["avg_acc"], "bwt": ps["bwt"], "learnt": learnt}
                 record["source"] = source
                 data[cell.name].setdefault(label, {})[int(seed)] = record
+        sgd = cell.settings.get("optimizer") == "sgd"
+        for label, (adaptive, sgd_like) in BY_OPTIMIZER.items():
+            if (sgd_like if sgd else adaptive) in data[cell.name]:
+                data[cell.name][label] = data[cell.name][sgd_like if sgd else adaptive]
     return data
 
 
@@ -224,7 +254,7 @@ def analyse(data: dict, cells: list[Cell]) -> dict:
     the largest worst case among the candidates run in every cell (or, while none is, in
     the most cells)."""
     names = [c.name for c in cells if data.get(c.name)]
-    margins = {k: {c: margin(data[c], k) for c in names} for k in CANDIDATES}
+    margins = {k: {c: margin(data[c], k) for c in names} for k in LABELS}
     worst = {}
     for k, per_cell in margins.items():
         done = {c: m for c, m in per_cell.items() if m is not None}
@@ -241,151 +271,6 @@ def analyse(data: dict, cells: list[Cell]) -> dict:
     )
 
 
-# ============================================================================ writing
-def _learnt_bwt(runs: dict) -> str:
-    mean = {k: statistics.fmean(r[k] for r in runs.values()) for k in ("learnt", "bwt")} if runs else {}  # fmt: skip
-    return f"{mean['learnt']:.3f} / {mean['bwt']:+.3f}" if runs else "–"
-
-
-def verdict(m: dict | None) -> str:
-    """A margin, and whether it is beyond its seed spread (its std)."""
-    if m is None:
-        return "–"
-    text = f"{_margin_text(m)} {'above' if m['margin'] >= 0 else 'below'}"
-    if m["std"] is None:
-        return f"{text}, one seed"
-    return f"{text}, {'beyond' if abs(m['margin']) > m['std'] else 'within'} the spread"
-
-
-def _margin_text(m: dict | None) -> str:
-    return "–" if m is None else fmt(m["per_seed"], sign=True)
-
-
-def markdown(data: dict, result: dict, cells: list[Cell], command: str, commits: list, jobs: list, notes: str) -> str:  # fmt: skip
-    by, names = {c.name: c for c in cells}, result["cells"]
-    labels = [*BASELINES, *CANDIDATES]
-    out = [
-        "# AdaHAT robustness grid: defaults chosen by the worst case over schedules",
-        "",
-        f"Generated by `{command}` from the folders under `{GRID}`; the grid's own jobs ran a "
-        f"snapshot of commit {', '.join(commits) or '(none yet)'}, the reused folders (listed at "
-        "the end) earlier commits. Issue 24.",
-        "",
-        notes.strip(),
-        "",
-        "## Accuracy per cell",
-        "",
-        "Average accuracy after the last task: mean ± sample std over seeds (number of seeds).",
-        "",
-        "| cell | setting | steps/task | " + " | ".join(labels) + " |",
-        "| --- | --- | ---: |" + " --- |" * len(labels),
-    ]
-    for c in names:
-        cols = [fmt(accuracies(data[c], k)) for k in labels]
-        out.append(f"| {c} | {by[c].title} | {by[c].steps} | " + " | ".join(cols) + " |")
-    out += [
-        "",
-        "Why: accuracy when learnt (mean of the accuracy matrix's diagonal, the plasticity) / "
-        "BWT (the forgetting), means over the same seeds.",
-        "",
-        "| cell | " + " | ".join(labels) + " |",
-        "| --- |" + " --- |" * len(labels),
-    ]
-    for c in names:
-        cols = [_learnt_bwt(data[c].get(k, {})) for k in labels]
-        out.append(f"| {c} | " + " | ".join(cols) + " |")
-    out += [
-        "",
-        "## Margin over max(HAT, Naive)",
-        "",
-        "Per seed, the candidate's average accuracy minus the larger of HAT's and Naive's on the "
-        "same seed; mean ± std over the seeds all three have (number of seeds). **Worst case**: "
-        "the smallest mean margin over the cells the candidate has run in.",
-        "",
-        "| candidate | " + " | ".join(names) + " | worst case | worst cell | cells |",
-        "| --- |" + " ---: |" * len(names) + " ---: | --- | ---: |",
-    ]
-    for k in CANDIDATES:
-        w = result["worst"].get(k)
-        tail = [f"**{w['margin']:+.3f}**", w["cell"], f"{w['cells']}/{len(names)}"] if w else ["–", "–", "0"]  # fmt: skip
-        cols = [_margin_text(result["margins"][k][c]) for c in names]
-        out.append(f"| {k} | " + " | ".join(cols + tail) + " |")
-    best = {c: max((k for k in CANDIDATES if result["margins"][k][c]), default=None, key=lambda k: result["margins"][k][c]["margin"]) for c in names}  # fmt: skip
-    cols = [f"{k} {result['margins'][k][c]['margin']:+.3f}" if k else "–" for c, k in best.items()]
-    out.append("| best candidate of the cell | " + " | ".join(cols) + " | | | |")
-    out += ["", "![margin per candidate and cell](results/grid/margin.png)", ""]
-    if result["winner"]:
-        k, w = result["winner"], result["worst"][result["winner"]]
-        partial = "" if k in result["complete"] else "; no candidate has run in every cell yet"
-        out += [
-            f"**Largest worst case: {k}**, {w['margin']:+.3f} (in {w['cell']}; {w['cells']} of "
-            f"{len(names)} cells{partial}). A margin is within the seed spread where its absolute "
-            "value is below its std; a one-seed margin has no spread.",
-            "",
-        ]
-    shown = list(dict.fromkeys(k for k in (result["winner"], DEFAULT_CANDIDATE) if k))
-    out += [
-        "## Issue 24's bar",
-        "",
-        "Per cell: at least max(HAT, Naive) within the seed spread, and above HAT by more than "
-        "the spread where HAT's capacity runs out.",
-        "",
-        "| cell | " + " | ".join(f"{k} − max(HAT, Naive) | {k} − HAT" for k in shown) + " |",
-        "| --- |" + " --- | --- |" * len(shown),
-    ]
-    for c in names:
-        cols = [verdict(margin(data[c], k, against)) for k in shown for against in (("hat", "naive"), ("hat",))]  # fmt: skip
-        out.append(f"| {c} | " + " | ".join(cols) + " |")
-    out += [
-        "",
-        "## Where EWC wins",
-        "",
-        "EWC minus the best other strategy of the cell (by mean), paired over the seeds both have.",
-        "",
-        "| cell | EWC | best other | EWC − best other | EWC wins |",
-        "| --- | --- | --- | ---: | --- |",
-    ]
-    for c in names:
-        v = result["ewc"][c]
-        if v is None:
-            out.append(f"| {c} | – | – | – | not run |")
-            continue
-        other = f"{v['best_other']} {fmt(accuracies(data[c], v['best_other']))}"
-        diff = _margin_text(v)
-        win = "**yes**" if v["wins"] else "no"
-        out.append(f"| {c} | {fmt(accuracies(data[c], 'ewc'))} | {other} | {diff} | {win} |")
-    out += ["", "## Sources and commands", "", "Reused folders (settings checked field by field):", ""]  # fmt: skip
-    out += [f"- {c.name} / {k}: `{f}` (strategy `{s}`)" for c in cells if c.name in names for k, (f, s) in c.reuse.items()]  # fmt: skip
-    out += ["", "Grid jobs, each with its wall time as measured by `run`:", "", "```"]
-    out += [f"# {j['wall_seconds']:.0f} s, commit {j['commit']}\n{j['command']}" for j in jobs]
-    return "\n".join(out + ["```", ""])
-
-
-def heatmap(result: dict, path: Path, caption: str) -> None:
-    import numpy as np
-    from matplotlib import colormaps
-    from matplotlib.figure import Figure  # no pyplot: no backend, no global state
-
-    names, cands = result["cells"], list(CANDIDATES)
-    grid = np.array([[(result["margins"][k][c] or {}).get("margin", np.nan) for c in names] for k in cands], dtype=float).reshape(len(cands), len(names))  # fmt: skip
-    vmax = max(0.01, float(np.nanmax(np.abs(grid)))) if np.isfinite(grid).any() else 0.1
-    fig = Figure(figsize=(1.1 * len(names) + 2.5, 0.5 * len(cands) + 2))
-    ax, cmap = fig.subplots(), colormaps["RdBu"].with_extremes(bad="#dddddd")
-    im = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=-vmax, vmax=vmax, aspect="auto")
-    for (i, j), value in np.ndenumerate(grid):
-        if np.isfinite(value):  # the margin and, in brackets, its number of seeds
-            seeds = len(result["margins"][cands[i]][names[j]]["seeds"])
-            color = "white" if abs(value) > 0.6 * vmax else "black"
-            ax.text(j, i, f"{value:+.3f} ({seeds})", ha="center", va="center", fontsize=8, color=color)  # fmt: skip
-    ax.set_xticks(range(len(names)), names, rotation=35, ha="right", fontsize=8)
-    ax.set_yticks(range(len(cands)), cands)
-    ax.set_title("AdaHAT margin over max(HAT, Naive), mean of per-seed differences", fontsize=10)
-    fig.colorbar(im, ax=ax, shrink=0.8)
-    fig.text(0.01, 0.01, caption, fontsize=6)
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
-    fig.savefig(path, dpi=90)
-
-
 def summary(args: argparse.Namespace) -> int:
     root = Path(args.root).resolve()
     cells = [CELL_BY_NAME[n] for n in args.cells.split(",")] if args.cells else CELLS
@@ -397,6 +282,8 @@ def summary(args: argparse.Namespace) -> int:
     notes = (root / args.notes).read_text() if args.notes else ""
     study = root / (args.output or STUDY)
     study.parent.mkdir(parents=True, exist_ok=True)
+    from robustness_grid_report import heatmap, markdown
+
     study.write_text(markdown(data, result, cells, command, commits, jobs, notes))
     heatmap(result, root / GRID / "margin.png", f"{command}; grid commit {', '.join(commits)}")
     accuracy = {c: {k: {s: r["avg_acc"] for s, r in v.items()} for k, v in d.items()} for c, d in data.items()}  # fmt: skip

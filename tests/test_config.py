@@ -34,7 +34,12 @@ def test_defaults_are_the_documented_ones():
         0.1,
         "update",
     )
-    assert (ada.adjustment_intensity, ada.epsilon, ada.s_max) == (None, 0.1, 400.0)
+    assert (ada.adjustment_intensity, ada.intensity_per, ada.epsilon, ada.s_max) == (
+        None,
+        "task",
+        0.1,
+        400.0,
+    )
     assert AdaHATConfig(**PAPER_ADAHAT).adjustment_intensity == 1e-6
 
 

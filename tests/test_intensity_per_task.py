@@ -39,11 +39,11 @@ def test_each_step_uses_the_tasks_intensity_over_its_planned_steps(tiny_benchmar
 def test_per_task_equals_per_step_bitwise_at_the_same_alpha(tiny_benchmark):
     """With every task planned for N steps, intensity ``alpha * N`` per task is ``alpha``
     per step: the same parameters to the bit (N a power of two, so the division is exact)."""
-    _, alphas = _train(tiny_benchmark, epochs=2, adjustment_intensity=0.25)
+    _, alphas = _train(tiny_benchmark, epochs=2, intensity_per="step", adjustment_intensity=0.25)
     steps = {2 * batches for _, batches in alphas}
     assert len(steps) == 1
     (n,) = steps
-    per_step, _ = _train(tiny_benchmark, epochs=2, adjustment_intensity=0.25)
+    per_step, _ = _train(tiny_benchmark, epochs=2, intensity_per="step", adjustment_intensity=0.25)
     per_task, _ = _train(
         tiny_benchmark, epochs=2, intensity_per="task", adjustment_intensity=0.25 * n
     )
@@ -60,9 +60,52 @@ def test_per_task_equals_per_step_bitwise_at_the_same_alpha(tiny_benchmark):
     "kwargs, match",
     [
         ({"intensity_per": "epoch"}, "intensity_per must be one of"),
-        ({"intensity_per": "task"}, "intensity_per='task' needs adjustment_intensity"),
     ],
 )
 def test_intensity_per_is_checked(kwargs, match):
     with pytest.raises(ValueError, match=match):
         AdaHATConfig(**kwargs)
+
+
+def test_the_default_unit_follows_protect(tiny_benchmark):
+    from avalanche_adahat import PAPER_ADAHAT
+
+    default = AdaHATConfig()
+    assert (default.protect, default.intensity_per, default.adjustment_intensity) == (
+        "update",
+        "task",
+        None,  # chosen by optimizer when training starts
+    )
+    gradient = AdaHATConfig(protect="gradient")  # the paper's unit
+    assert (gradient.intensity_per, gradient.adjustment_intensity) == ("step", None)
+    paper = AdaHATConfig(**PAPER_ADAHAT)
+    assert (paper.intensity_per, paper.adjustment_intensity) == ("step", 1e-6)
+
+
+@pytest.mark.parametrize(
+    "make_optimizer, intensity",
+    [
+        (lambda p: torch.optim.Adam(p, lr=1e-2), 10.0),
+        (lambda p: torch.optim.SGD(p, lr=0.1), 200.0),
+        (lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9), 200.0),
+    ],
+)
+def test_the_default_intensity_per_task_follows_the_optimizer(
+    make_optimizer, intensity, tiny_benchmark
+):
+    from avalanche_adahat.core.optimizers import DEFAULT_TASK_INTENSITY
+
+    torch.manual_seed(0)
+    model = HATMLP(8, (16, 16))
+    strategy = AdaHAT(
+        model=model,
+        optimizer=make_optimizer(model.parameters()),
+        train_mb_size=16,
+        train_epochs=2,
+        evaluator=EvaluationPlugin(loggers=[]),
+    )
+    plugin = next(p for p in strategy.plugins if type(p).__name__ == "AdaHATPlugin")
+    exp = tiny_benchmark.train_stream[0]
+    strategy.train(exp)
+    assert plugin.intensity == intensity in DEFAULT_TASK_INTENSITY.values()
+    assert plugin.adjustment_intensity == intensity / (2 * -(-len(exp.dataset) // 16))

@@ -452,15 +452,18 @@ def test_strategies_with_avalanche_evaluation_and_loggers(digits_benchmark):
     assert "Top1_Acc_Exp/eval_phase/test_stream/Task001/Exp001" in text.getvalue()
 
 
-def test_split_digits_hat_has_no_forgetting_and_both_forget_less_than_naive():
-    """The demo (evaluating the tasks trained so far): HAT forgets nothing, AdaHAT less
-    than Naive. Which is more accurate depends on the seed on so easy a benchmark
-    (seeds 0-3: HAT 0.993, 0.993, 0.991, 0.985; Naive 0.993, 0.965, 0.961, 0.991)."""
+def test_split_digits_hat_has_no_forgetting_and_adahat_little():
+    """The demo (plain SGD lr 0.1, evaluating the tasks trained so far): HAT forgets
+    nothing, AdaHAT (its SGD default: intensity 200 per task) a little. Which forgets less,
+    AdaHAT or Naive, and which is more accurate depend on the seed on so easy a benchmark
+    (seeds 0-3, forgetting: AdaHAT 0.014, 0.028, 0.023, 0.014; Naive 0.005, 0.035, 0.037,
+    0.007; accuracy: HAT 0.993, 0.993, 0.991, 0.985; AdaHAT 0.981, 0.970, 0.970, 0.985;
+    Naive 0.993, 0.965, 0.961, 0.991)."""
     from avalanche_adahat.demo import run_demo
 
     results = run_demo(seed=0)
     assert results["HAT"]["forgetting"] == 0.0
-    assert results["AdaHAT"]["forgetting"] < results["Naive"]["forgetting"]
+    assert 0.0 < results["AdaHAT"]["forgetting"] < 0.03
     assert all(r["avg_acc"] > 0.95 for r in results.values())
 
 
@@ -477,7 +480,7 @@ def test_default_intensity_follows_the_measured_sweep(
     make_optimizer, protect, expected, tiny_benchmark
 ):
     model = HATMLP(8, (6,), 2)
-    plugin = AdaHATPlugin(protect=protect)
+    plugin = AdaHATPlugin(protect=protect, intensity_per="step")  # the per-step table
     Naive(
         model=model,
         optimizer=make_optimizer(model.parameters()),

@@ -14,8 +14,7 @@ def _write(root, cell, seed, job, accs, params=None, packed=False, **config_chan
     cell_obj = script.CELL_BY_NAME[cell]
     params = params or {}
     if job in script.CANDIDATES and not params:
-        alpha = script.CANDIDATES[job]
-        params = {"adahat": {"protect": "update", "adjustment_intensity": alpha}}
+        params = {"adahat": {"protect": "update", **script.CANDIDATES[job]}}
     config = {**cell_obj.settings, **script.COMMON, "params": params, **config_changes}
     strategies = {
         name: {
@@ -119,3 +118,18 @@ def test_compare_args_name_the_candidate_and_the_cell():
     assert "--set adahat.adjustment_intensity=0.3 --seeds 1 --threads 1" in text
     assert cell.steps == 80 and script.CELL_BY_NAME["pfm20_s470"].steps == 469
     assert "--n-experiences" not in " ".join(script.compare_args(script.CELL_BY_NAME["sdigits"], "base", 0, Path("o")))  # fmt: skip
+
+
+def test_per_task_candidates_and_the_choice_by_optimizer(tmp_path):
+    """t<A> runs intensity_per='task'; t10|t200 reads t10 in Adam cells, t200 in SGD cells."""
+    args = " ".join(script.compare_args(script.CELL_BY_NAME["pfm20_s80"], "t10", 0, Path("o")))
+    assert "--set adahat.intensity_per=task --set adahat.adjustment_intensity=10" in args
+    task = {"protect": "update", "intensity_per": "task", "adjustment_intensity": 10.0}
+    assert script.params_match("t10", task) and not script.params_match("a1", {**task, "adjustment_intensity": 1.0})  # fmt: skip
+    assert not script.params_match("t10", {"protect": "update", "adjustment_intensity": 10.0})
+    for cell, job, acc in (("pfm20_s80", "t10", 0.7), ("pfm20_s80", "t200", 0.1), ("sgd_s80", "t10", 0.1), ("sgd_s80", "t200", 0.4)):  # fmt: skip
+        _write(tmp_path, cell, 0, job, {"adahat": acc})
+    cells = [script.CELL_BY_NAME["pfm20_s80"], script.CELL_BY_NAME["sgd_s80"]]
+    data = script.load(tmp_path, cells, reuse=False)
+    assert data["pfm20_s80"]["t10|t200"][0]["avg_acc"] == 0.7
+    assert data["sgd_s80"]["t10|t200"][0]["avg_acc"] == 0.4

@@ -230,8 +230,10 @@ def _train_sgd(cls, **kwargs):
 def test_update_under_plain_sgd_is_the_scaled_gradient_bitwise():
     """protect="update" under plain SGD multiplies the gradient by the rate: bitwise the
     readable gradient path (protect="gradient", scale_by_rates' hot path, no clipping)."""
-    update = _train_sgd(AdaHAT, protect="update", adjustment_intensity=0.1)
-    gradient = _train_sgd(AdaHAT, protect="gradient", adjustment_intensity=0.1)
+    update = _train_sgd(AdaHAT, protect="update", adjustment_intensity=0.1, intensity_per="step")
+    gradient = _train_sgd(
+        AdaHAT, protect="gradient", adjustment_intensity=0.1, intensity_per="step"
+    )
     assert all(torch.equal(update[k], gradient[k]) for k in update)
 
 

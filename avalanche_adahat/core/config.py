@@ -227,27 +227,31 @@ class AdaHATConfig(HATConfig):
         This is the form of the paper's ablation code, not the reference
         module's, which throttles every parameter by the 1-based task number),
         ``"adahat_no_reg"`` (ablation: ``r = adjustment_intensity / epsilon``).
-    :param adjustment_intensity: ``alpha`` of AdaHAT Eq. 9, > 0. Default
-        ``None``: chosen when training starts from
+    :param adjustment_intensity: ``alpha`` of AdaHAT Eq. 9, > 0, per step or per task
+        (``intensity_per``). Default ``None``: chosen when training starts, by optimizer
+        family: per task from
+        :data:`~avalanche_adahat.core.optimizers.DEFAULT_TASK_INTENSITY` (10 for adaptive
+        optimizers, 200 for SGD-like ones; docs/ROBUSTNESS_GRID.md); per step from
         :data:`~avalanche_adahat.core.optimizers.DEFAULT_ADJUSTMENT_INTENSITY` by optimizer
         family and ``protect`` mode (1e-2 for SGD-like optimizers and for
         ``protect="update"``, 1e-7 for adaptive optimizers with
         ``protect="gradient"``), from measured sweeps (docs/INTENSITY_SWEEP.md,
         docs/ADAHAT_STUDY.md). The AdaHAT paper used 1e-6 with Adam; under plain
         SGD so small a value makes AdaHAT behave almost exactly like HAT (docs/ALGORITHM.md §8).
-    :param intensity_per: ``"step"`` (default): ``adjustment_intensity`` is Eq. 9's
-        ``alpha`` at every optimizer step, as in the paper. ``"task"``: it is an
-        intensity per task, and each step of a task planned for ``N`` optimizer steps
-        (``train_epochs`` times the batches of its data loader) uses
-        ``alpha = adjustment_intensity / N``, so that the drift a used parameter
-        accumulates over a task does not grow with the schedule's length
-        (docs/ALGORITHM.md §8); needs ``adjustment_intensity``.
+    :param intensity_per: ``"task"``: ``adjustment_intensity`` is an intensity per
+        task, and each step of a task planned for ``N`` optimizer steps (``train_epochs``
+        times the batches of its data loader) uses ``alpha = adjustment_intensity / N``,
+        so that the drift a used parameter accumulates over a task does not grow with
+        the schedule's length (docs/ALGORITHM.md §8, docs/ROBUSTNESS_GRID.md).
+        ``"step"``: it is Eq. 9's ``alpha`` at every optimizer step, as in the paper.
+        Default ``None``: ``"task"`` with ``protect="update"``, ``"step"`` with
+        ``protect="gradient"``.
     :param epsilon: added to the network sparsity in Eq. 9, > 0. Default 0.1.
     :param protect: default ``"update"``: the rate scales the optimizer's change of
         each parameter, so AdaHAT's soft rates mean the same under Adam as under
         SGD (under plain SGD both modes are the same update). Measured on Permuted
-        Fashion-MNIST, 20 tasks, Adam (docs/ADAHAT_STUDY.md): ``update`` with the
-        default intensity 1e-2 beats the paper's ``gradient`` with 1e-6. The paper's
+        Fashion-MNIST, 20 tasks, Adam (docs/ADAHAT_STUDY.md): ``update`` beats the
+        paper's ``gradient`` with 1e-6. The paper's
         configuration is :data:`PAPER_ADAHAT`. Cost: under plain SGD the gradient is
         scaled (no extra memory); under other optimizers one copy of the covered
         parameters is kept for the task (docs/PERFORMANCE.md).
@@ -257,7 +261,7 @@ class AdaHATConfig(HATConfig):
     mask_sparsity_reg_factor: float = 0.1
     protect: str = "update"
     adjustment_intensity: float | None = None
-    intensity_per: str = "step"
+    intensity_per: str | None = None
     epsilon: float = 0.1
 
     allowed_modes: ClassVar[tuple[str, ...]] = ADAHAT_MODES
@@ -279,12 +283,11 @@ class AdaHATConfig(HATConfig):
             object.__setattr__(self, "adjustment_intensity", float(self.adjustment_intensity))
         check_positive("epsilon", self.epsilon)
         object.__setattr__(self, "epsilon", float(self.epsilon))
-        check_one_of("intensity_per", self.intensity_per, INTENSITY_UNITS)
-        if self.intensity_per == "task" and self.adjustment_intensity is None:
-            raise ValueError(
-                "intensity_per='task' needs adjustment_intensity (an intensity per task; "
-                "its default is chosen per step, by optimizer), got adjustment_intensity=None"
-            )
+        check_one_of("intensity_per", self.intensity_per, (None, *INTENSITY_UNITS))
+        if self.intensity_per is None:
+            unit = "task" if self.protect == "update" else "step"
+            object.__setattr__(self, "intensity_per", unit)
+
         if self.task_inference in TI.FEATURE_RULES:
             warnings.warn(
                 f"task_inference={self.task_inference!r} with AdaHAT: AdaHAT's soft rates move "
@@ -302,6 +305,7 @@ class AdaHATConfig(HATConfig):
 PAPER_ADAHAT = {
     "protect": "gradient",
     "adjustment_intensity": 1e-6,
+    "intensity_per": "step",
     "epsilon": 0.1,
     "mask_sparsity_reg_factor": 0.1,
 }

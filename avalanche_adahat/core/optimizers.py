@@ -11,6 +11,7 @@ from .modes import AdjustmentMode
 __all__ = [
     "ADAPTIVE_OPTIMIZERS",
     "DEFAULT_ADJUSTMENT_INTENSITY",
+    "DEFAULT_TASK_INTENSITY",
     "default_adjustment_intensity",
     "gradient_mode_caveat",
     "update_is_scaled_gradient",
@@ -41,9 +42,22 @@ DEFAULT_ADJUSTMENT_INTENSITY = {
 }
 
 
-def default_adjustment_intensity(optimizer: torch.optim.Optimizer, protect: str) -> float:
-    """The measured default intensity for ``optimizer``'s family and ``protect``."""
+#: AdaHAT's intensity per task (``intensity_per="task"``, the default with
+#: ``protect="update"``) when none is given, by optimizer family: the candidates with the
+#: largest worst case over the robustness grid and the settings it was not chosen on
+#: (docs/ROBUSTNESS_GRID.md; docs/ALGORITHM.md §8).
+DEFAULT_TASK_INTENSITY = {"sgd": 200.0, "adaptive": 10.0}
+
+
+def default_adjustment_intensity(
+    optimizer: torch.optim.Optimizer, protect: str, per: str = "step"
+) -> float:
+    """The measured default intensity for ``optimizer``'s family: per task
+    (:data:`DEFAULT_TASK_INTENSITY`) or per step and ``protect`` mode
+    (:data:`DEFAULT_ADJUSTMENT_INTENSITY`)."""
     family = "adaptive" if isinstance(optimizer, ADAPTIVE_OPTIMIZERS) else "sgd"
+    if per == "task":
+        return DEFAULT_TASK_INTENSITY[family]
     return DEFAULT_ADJUSTMENT_INTENSITY[(family, protect)]
 
 

@@ -297,24 +297,27 @@ class AdaHATPlugin(HATPlugin, supports_distributed=True):  # type: ignore[call-a
     (AdaHAT's adjustment modes, ``adjustment_intensity``, ``epsilon``, and its
     defaults: ``mask_sparsity_reg_factor`` 0.1, ``protect="update"``). The
     paper's configuration: ``AdaHATPlugin(**PAPER_ADAHAT)``. Its modes' rates read
-    ``adjustment_intensity`` and ``epsilon`` (:meth:`.AdjustmentRates.layer_r`). With
-    ``intensity_per="task"`` the attribute ``adjustment_intensity`` is the per-step
-    ``alpha`` of the task being trained: the configured intensity over its planned steps.
+    ``adjustment_intensity`` and ``epsilon`` (:meth:`.AdjustmentRates.layer_r`). The
+    attribute ``intensity`` is the intensity in use (configured, or the default for the
+    optimizer), ``adjustment_intensity`` the per-step ``alpha``: with
+    ``intensity_per="task"`` the intensity over the planned steps of the task being trained.
     """
 
     config_class = AdaHATConfig
 
     def before_training(self, strategy, **kwargs):
         super().before_training(strategy, **kwargs)
-        if self.config.adjustment_intensity is None:
-            self.adjustment_intensity = default_adjustment_intensity(
-                strategy.optimizer, self.protect
+        self.intensity = self.config.adjustment_intensity  # per step or per task, as configured
+        if self.intensity is None:
+            self.intensity = default_adjustment_intensity(
+                strategy.optimizer, self.protect, self.intensity_per
             )
+        self.adjustment_intensity = self.intensity
 
     def before_training_exp(self, strategy, **kwargs):
         if self.intensity_per == "task":  # alpha per step: the task's intensity / its steps
             steps = len(strategy.dataloader) * strategy.train_epochs
-            self.adjustment_intensity = self.config.adjustment_intensity / max(steps, 1)
+            self.adjustment_intensity = self.intensity / max(steps, 1)
         super().before_training_exp(strategy, **kwargs)
 
 
