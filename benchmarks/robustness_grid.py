@@ -139,7 +139,8 @@ README = """# Robustness grid folders
 `avalanche_adahat`, run as `PYTHONPATH=<snapshot> .venv/bin/python -P -m avalanche_adahat compare`).
 Each `job.json` holds the job's exact command, commit and wall seconds; `results.json.gz` is
 compare's results.json with floats rounded to 6 significant digits, gzipped (`gunzip -k` restores a
-file `compare --config` and `merge` read); the PNGs are deleted. `grid.json` and
+file `compare --config`, `merge` and `report` read); the PNGs, results.md and results.csv are
+deleted (`report` remakes the page). `grid.json` and
 `margin.png` come from `{}`; the tables are in docs/ROBUSTNESS_GRID.md.
 """
 
@@ -154,6 +155,8 @@ def params_match(label: str, params: dict) -> bool:
     got = {k: v for k, v in params.items() if k != "protect"}
     if got.get("mask_sparsity_reg_factor") == 0.1:  # AdaHAT's default, passed explicitly
         del got["mask_sparsity_reg_factor"]
+    if not got:  # protect="update" alone: the defaults of the commit that ran (before 366b05c)
+        return label == DEFAULT_CANDIDATE and params.get("protect") == "update"
     want = dict(CANDIDATES[label])
     alpha = math.isclose(
         float(got.pop("adjustment_intensity", -1)), want.pop("adjustment_intensity")
@@ -320,8 +323,12 @@ def run_job(cmd: list[str], env: dict, root: Path, out: Path, log: Path, commit:
     if rc != 0 or not path.exists():
         print(f"  FAILED rc={rc} after {wall:.0f} s, see {log}", flush=True)
         return False
-    for png in (root / out).glob("*.png"):
-        png.unlink()
+    for derived in [
+        *(root / out).glob("*.png"),
+        root / out / "results.md",
+        root / out / "results.csv",
+    ]:
+        derived.unlink(missing_ok=True)  # all of it is in results.json
     text = json.dumps(_rounded(json.loads(path.read_text())), separators=(",", ":"))
     path.with_suffix(".json.gz").write_bytes(gzip.compress(text.encode(), mtime=0))
     path.unlink()

@@ -107,6 +107,8 @@ def test_results_of_other_settings_or_parameters_are_refused(tmp_path):
     # library defaults (no --set) stand for the default candidate only
     assert script.params_match("a1e-2", {}) and not script.params_match("a0.1", {})
     assert script.params_match("a0.1", {"protect": "update", "adjustment_intensity": 0.1})
+    assert script.params_match("a1e-2", {"protect": "update"})  # the old defaults, protect given
+    assert not script.params_match("t10", {"protect": "update"})
 
 
 def test_compare_args_name_the_candidate_and_the_cell():
