@@ -158,4 +158,4 @@ def heatmap(result: dict, path: Path, caption: str) -> None:
     fig.colorbar(im, ax=ax, shrink=0.8)
     fig.text(0.01, 0.01, caption, fontsize=6)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=65)

@@ -47,5 +47,11 @@ $M docs/results/pfm50_defaults docs/results/pfm50_ewc_seed0 docs/results/pfm50_e
 $M docs/results/permuted_fmnist_50_exp1 docs/results/permuted_fmnist_50_exp1_seed1 -o docs/results/permuted_fmnist_50_exp1_all
 $M docs/results/split_fmnist_replay docs/results/split_fmnist_replay_seeds12 -o docs/results/split_fmnist_replay_all
 $M docs/results/permuted_fmnist_20 docs/results/permuted_fmnist_20_seed1 docs/results/permuted_fmnist_20_seed2 docs/results/permuted_fmnist_20_variants -o docs/results/permuted_fmnist_20_all
+# 366b05c: AdaHAT with its per-task default intensity, for docs/REPRODUCTION.md (run from a worktree of that commit)
+time $C --benchmark permuted_fmnist --n-experiences 50 --strategies adahat --epochs 1 --batch-size 128 --test-per-task 2000 --seeds 0,1,2 --threads 1 --progress lines --output docs/results/pfm50_adahat_task
+time $C --benchmark permuted_fmnist --n-experiences 20 --strategies adahat --epochs 1 --batch-size 128 --test-per-task 2000 --seeds 0,1,2 --threads 1 --progress lines --output docs/results/pfm20_adahat_task
+time $C --benchmark permuted_fmnist --n-experiences 20 --strategies adahat --epochs 1 --batch-size 128 --test-per-task 2000 --optimizer sgd --lr 0.05 --seeds 0,1,2 --threads 1 --progress lines --output docs/results/pfm20_sgd_adahat_task
+time $C --benchmark split_fmnist --n-experiences 5 --strategies adahat --epochs 1 --batch-size 128 --seeds 0,1,2 --threads 1 --progress lines --output docs/results/sfm5_adahat_task
+rm -f docs/results/*_adahat_task/*.png
 .venv/bin/avalanche-adahat report docs/results/pfm50_all docs/results/study_pfm20_update_a1e-2_r0.1 docs/results/permuted_fmnist_20_all docs/results/pfm20_sgd docs/results/sfm5_defaults docs/results/sfm5_2epochs_defaults docs/results/split_fmnist_replay_all docs/results/compare_defaults docs/results/permuted_fmnist_50_exp1_all docs/results/permuted_fmnist_10_exp1_update --preamble docs/results/PREAMBLE.md -o docs/RESULTS.md
 .venv/bin/python benchmarks/reproduction.py -o docs/REPRODUCTION.md
