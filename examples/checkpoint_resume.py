@@ -43,7 +43,6 @@ def main(argv: list[str] | None = None) -> int:
     strategy = AdaHAT(
         model=model,
         optimizer=torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9),
-        adjustment_intensity=1e-2,
         train_mb_size=32,
         train_epochs=args.epochs,
         evaluator=EvaluationPlugin(accuracy_metrics(experience=True), loggers=[]),

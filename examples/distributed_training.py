@@ -85,7 +85,6 @@ def main(argv: list[str] | None = None) -> int:
     model = HATMLP(64, tuple(args.hidden), 2)
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr)
     template = HAT if args.strategy == "hat" else AdaHAT
-    extra = {"adjustment_intensity": 1e-2} if args.strategy == "adahat" else {}
     strategy = template(
         model=model,
         optimizer=optimizer,
@@ -96,7 +95,6 @@ def main(argv: list[str] | None = None) -> int:
         plugins=[DistributedModelPlugin()],
         # Metrics as usual on every process; loggers only in the main one.
         evaluator=EvaluationPlugin(accuracy_metrics(experience=True), loggers=[]),
-        **extra,
     )
 
     out = Path(args.out) if args.out else None

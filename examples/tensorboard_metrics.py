@@ -51,8 +51,8 @@ def run(name: str, logdir: Path, epochs: int, seed: int) -> dict:
         evaluator=evaluator,
     )
     if name == "AdaHAT":
-        # Plain SGD with the paper's intensity 1e-6: AdaHAT acts like HAT (docs/ALGORITHM.md §8).
-        strategy = AdaHAT(adjustment_intensity=0.1, **common)
+        # AdaHAT's defaults: under SGD an intensity of 200 per task (docs/ALGORITHM.md §8).
+        strategy = AdaHAT(**common)
     else:
         strategy = HAT(**common)
 
