@@ -95,7 +95,7 @@ def test_infer_picks_the_most_confident_task_for_each_rule(rule, monkeypatch, cl
     assert tasks.tolist() == [1, 0]
     # calibration subtracts each task's mean training score: a large mean for task 1
     # moves sample 0 to task 0
-    shift = torch.tensor([[0.0, 1.0], [1e3, 1.0]])
+    shift = torch.tensor([0.0, 1e3])
     assert TI.infer(model, torch.zeros(2, 8), rule, shift)[1].tolist() == [0, 0]
     assert torch.equal(logits[0], torch.tensor([MASKED_LOGIT, MASKED_LOGIT, 8.0, 0.0]))
     assert torch.equal(logits[1], torch.tensor([9.0, 0.0, MASKED_LOGIT, MASKED_LOGIT]))
@@ -170,14 +170,38 @@ def test_calibration_statistics_are_each_tasks_own_training_scores(class_increme
         model, task_ids="per_experience", task_inference="msp", calibrate_task_inference=True
     )
     strategy.train(class_incremental.train_stream[0])
-    stats = model.task_score_stats(0)
-    assert stats.shape == (len(LOGIT_RULES), 2)
-    again = score_statistics(model, class_incremental.train_stream[0].dataset, 0)
-    assert torch.allclose(stats, again)
-    assert 0.5 <= stats[LOGIT_RULES.index("msp"), 0] <= 1.0  # mean max-probability of 2 classes
+    data = class_incremental.train_stream[0].dataset
+    again = score_statistics(model, data, 0)
+    assert set(again) == set(LOGIT_RULES)
+    for rule in LOGIT_RULES:
+        assert torch.equal(model.task_calibration(0, rule), again[rule])
+    # msp: the mean over the task's training samples of the max probability of its 2 classes
+    x = torch.stack([data[i][0] for i in range(len(data))])
+    model.eval()
+    with torch.no_grad():
+        p = torch.softmax(model.forward_single_task(x, 0)[:, :2], dim=1)
+    torch.testing.assert_close(model.task_calibration(0, "msp"), p.max(dim=1).values.mean())
+    assert 0.5 <= model.task_calibration(0, "msp") <= 1.0
+    assert model.task_calibration(0, "oneshot") == 0.0  # oneshot compares tasks: no own score
     fresh = HATMLP(8, (16,))
-    fresh.load_state_dict(model.state_dict())  # carried by checkpoints
-    assert torch.equal(fresh.task_score_stats(0), stats)
+    fresh.load_state_dict(model.state_dict())  # carried by checkpoints, by rule name
+    assert torch.equal(fresh.task_calibration(0, "entropy"), model.task_calibration(0, "entropy"))
+
+
+def test_calibration_of_older_checkpoints_is_read_by_the_old_rule_order():
+    """Before 0.1.0 the calibration was one (rules, 2) buffer of (mean, std) rows in the
+    order msp, entropy, energy, oneshot; a loaded one becomes one mean per rule name."""
+    model = HATMLP(8, (16,))
+    state = model.state_dict()
+    state["score_stats_T3"] = torch.tensor([[0.9, 0.1], [-0.2, 0.05], [4.0, 1.0], [0.0, 0.0]])
+    fresh = HATMLP(8, (16,))
+    fresh.load_state_dict(state)
+    expected = {"msp": 0.9, "entropy": -0.2, "energy": 4.0, "oneshot": 0.0}
+    for rule, mean in expected.items():
+        assert fresh.task_calibration(3, rule) == torch.tensor(mean)
+    assert "score_stats_T3" not in fresh.state_dict()
+    with pytest.raises(ValueError, match="task 3 has no task-inference calibration for rule 'x'"):
+        fresh.task_calibration(3, "x")
 
 
 def test_oneshot_score_is_minus_the_entropy_gradient_of_the_mask_superposition(class_incremental):

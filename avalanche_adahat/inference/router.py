@@ -200,8 +200,8 @@ def infer(
 ):
     """``(logits over all classes (B, C), predicted task label per sample (B,))``.
 
-    ``calibration``: ``(T, 2)`` mean and standard deviation of each task's score
-    on its training data (the mean is subtracted), or ``None``; ``statistics``: the
+    ``calibration``: ``(T,)`` the mean of each task's score on its training data
+    (subtracted), or ``None``; ``statistics``: the
     :class:`~avalanche_adahat.inference.FeatureStatistics` of a feature rule;
     ``input_statistics``: those of the input space, fused into ``lda_cascade``.
     """
@@ -219,7 +219,7 @@ def infer(
         else:
             scores = task_scores(logits, active, rule)
     if calibration is not None:
-        scores = scores - calibration[:, :1]
+        scores = scores - calibration[:, None]
     choice = scores.argmax(dim=0)
     chosen = logits.gather(0, choice.view(1, -1, 1).expand(1, -1, width))[0]
     chosen = chosen.masked_fill(~active[choice], MASKED_LOGIT)
@@ -249,10 +249,8 @@ class TaskRouter:
     def __call__(self, model, x: Tensor) -> Tensor:
         calibration = None
         if self.calibrated:
-            index = LOGIT_RULES.index(self.rule)
-            calibration = torch.stack(
-                [model.task_score_stats(t)[index] for t in model.trained_tasks()]
-            )
+            tasks = model.trained_tasks()
+            calibration = torch.stack([model.task_calibration(t, self.rule) for t in tasks])
         features = self.rule in FEATURE_RULES
         statistics = getattr(model, "task_statistics", None) if features else None
         fused = getattr(model, "input_statistics", None) if self.rule == "lda_cascade" else None
@@ -274,9 +272,9 @@ def _own_score(logits: Tensor, active: Tensor, rule: str) -> Tensor:
 
 
 @torch.no_grad()
-def score_statistics(model, dataset, task_label: int, batch_size: int = 256) -> Tensor:
-    """``(logit rules, 2)``: mean and standard deviation of every logit rule's score of task
-    ``task_label`` on its own training ``dataset`` (eval mode, its stored mask)."""
+def score_statistics(model, dataset, task_label: int, batch_size: int = 256) -> dict[str, Tensor]:
+    """``{logit rule: mean score}`` of task ``task_label`` on its own training ``dataset``
+    (eval mode, its stored mask): the calibration of :data:`LOGIT_RULES`."""
     was_training = model.training
     model.eval()
     width = model.max_class_label
@@ -288,5 +286,5 @@ def score_statistics(model, dataset, task_label: int, batch_size: int = 256) -> 
         logits = task_logits(model, batch[0].to(device), [task_label], width)
         parts.append(torch.stack([_own_score(logits, active, r) for r in LOGIT_RULES], dim=1))
     model.train(was_training)
-    scores = torch.cat(parts)
-    return torch.stack([scores.mean(dim=0), scores.std(dim=0)], dim=1)
+    means = torch.cat(parts).mean(dim=0)
+    return {rule: means[i] for i, rule in enumerate(LOGIT_RULES)}

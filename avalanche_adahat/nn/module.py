@@ -154,28 +154,38 @@ class HATModule(MultiTaskModule):
         """Bytes the task-inference state holds: feature statistics and calibration."""
         total = sum(getattr(self, n).nbytes() for n in _STATISTICS if hasattr(self, n))
         for name, buffer in self.named_buffers(recurse=False):
-            if name.startswith("score_stats_T"):
+            if name.startswith("calibration_T"):
                 total += buffer.numel() * buffer.element_size()
         return total
 
-    def task_score_stats(self, task_label: int) -> Tensor:
-        """``(rules, 2)``: mean and standard deviation of each task-inference score on
-        the task's training data (see :meth:`store_task_score_stats`)."""
-        name = f"score_stats_T{task_label}"
+    def task_calibration(self, task_label: int, rule: str) -> Tensor:
+        """The mean score of task-inference ``rule`` on task ``task_label``'s training data
+        (a 0-dim tensor; see :meth:`store_task_calibration`)."""
+        name = f"calibration_T{task_label}_{rule}"
         if not hasattr(self, name):
             raise ValueError(
-                f"task {task_label} has no task-inference calibration (train it with "
-                "calibrate_task_inference=True)"
+                f"task {task_label} has no task-inference calibration for rule {rule!r} (train "
+                "it with calibrate_task_inference=True)"
             )
         return getattr(self, name)
 
-    def store_task_score_stats(self, task_label: int, stats: Tensor) -> None:
-        self.register_buffer(f"score_stats_T{task_label}", stats.detach().clone())
+    def store_task_calibration(self, task_label: int, means: dict[str, Tensor]) -> None:
+        """Keep each rule's mean score on the task's training data, one buffer per rule
+        (``calibration_T{task}_{rule}``: checkpoints carry them by name)."""
+        for rule, mean in means.items():
+            self.register_buffer(f"calibration_T{task_label}_{rule}", mean.detach().clone())
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        for key in [k for k in state_dict if k.startswith(prefix + "score_stats_T")]:
+            # Checkpoints before 0.1.0 kept (mean, std) rows in the order of the logit
+            # rules then: msp, entropy, energy, oneshot. Only the means were ever read.
+            task = key[len(prefix + "score_stats_T") :]
+            rows = state_dict.pop(key)
+            for rule, row in zip(("msp", "entropy", "energy", "oneshot"), rows):
+                state_dict[f"{prefix}calibration_T{task}_{rule}"] = row[0].clone()
         for key, value in state_dict.items():
             name = key[len(prefix) :] if key.startswith(prefix) else ""
-            if name.startswith("score_stats_T") and "." not in name and not hasattr(self, name):
+            if name.startswith("calibration_T") and "." not in name and not hasattr(self, name):
                 self.register_buffer(name, torch.zeros_like(value))
             owner = name.split(".", 1)[0]
             if owner in _STATISTICS and "." in name and not hasattr(self, owner):

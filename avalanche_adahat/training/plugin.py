@@ -238,8 +238,8 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):  # type: ignore[ca
     def _store_task_inference_statistics(self, model: HATModule, dataset) -> None:
         """What task inference needs of the task just trained (docs/ALGORITHM.md §10)."""
         if self.calibrate_task_inference:
-            stats = TI.score_statistics(model, dataset, self.task_label)
-            model.store_task_score_stats(self.task_label, stats)
+            means = TI.score_statistics(model, dataset, self.task_label)
+            model.store_task_calibration(self.task_label, means)
         if self.task_inference in TI.FEATURE_RULES:
             # lda_cascade: this task's data in every frozen task network so far
             cascade = self.task_inference == "lda_cascade"
