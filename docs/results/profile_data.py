@@ -27,7 +27,7 @@ def measure(
     from avalanche.training.supervised import Naive
 
     from avalanche_adahat.compare import BENCHMARKS
-    from avalanche_adahat.fast_data import FastDataPlugin
+    from avalanche_adahat.data.fast_data import FastDataPlugin
 
     spec = BENCHMARKS[benchmark_name]
     t0 = time.perf_counter()
