@@ -148,7 +148,7 @@ def rows() -> list[dict]:
         "seed 0: 0.731 vs HAT 0.752, measured for issue 15)",
     )  # fmt: skip
     row(
-        PFM50, "AdaHAT vs HAT", DEFAULTS + " (AdaHAT: protect='update', intensity 10 per task; 1 epoch)",
+        PFM50, "AdaHAT vs HAT", DEFAULTS + " (AdaHAT: protect='update', intensity 20 per task; 1 epoch)",
         "AdaHAT paper: AdaHAT above HAT on long sequences",
         ada50, [hat50],
         beats,

@@ -41,7 +41,7 @@ CANDIDATES: dict[str, dict] = {
     **{f"t{a:g}": {"intensity_per": "task", "adjustment_intensity": a} for a in (5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 300.0)},
 }  # fmt: skip
 #: Candidates that take one of the above by the cell's optimizer: (adaptive, SGD-like).
-BY_OPTIMIZER = {"t10|t200": ("t10", "t200")}
+BY_OPTIMIZER = {"t20|t200": ("t20", "t200")}
 LABELS = (*CANDIDATES, *BY_OPTIMIZER)
 DEFAULT_CANDIDATE = "a1e-2"  # the library's default when the grid was run
 #: jobs besides the candidates (each candidate job trains "adahat"): name -> strategies

@@ -85,7 +85,7 @@ def test_the_default_unit_follows_protect(tiny_benchmark):
 @pytest.mark.parametrize(
     "make_optimizer, intensity",
     [
-        (lambda p: torch.optim.Adam(p, lr=1e-2), 10.0),
+        (lambda p: torch.optim.Adam(p, lr=1e-2), 20.0),
         (lambda p: torch.optim.SGD(p, lr=0.1), 200.0),
         (lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9), 200.0),
     ],

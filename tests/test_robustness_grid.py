@@ -123,15 +123,15 @@ def test_compare_args_name_the_candidate_and_the_cell():
 
 
 def test_per_task_candidates_and_the_choice_by_optimizer(tmp_path):
-    """t<A> runs intensity_per='task'; t10|t200 reads t10 in Adam cells, t200 in SGD cells."""
+    """t<A> runs intensity_per='task'; t20|t200 reads t20 in Adam cells, t200 in SGD cells."""
     args = " ".join(script.compare_args(script.CELL_BY_NAME["pfm20_s80"], "t10", 0, Path("o")))
     assert "--set adahat.intensity_per=task --set adahat.adjustment_intensity=10" in args
     task = {"protect": "update", "intensity_per": "task", "adjustment_intensity": 10.0}
     assert script.params_match("t10", task) and not script.params_match("a1", {**task, "adjustment_intensity": 1.0})  # fmt: skip
     assert not script.params_match("t10", {"protect": "update", "adjustment_intensity": 10.0})
-    for cell, job, acc in (("pfm20_s80", "t10", 0.7), ("pfm20_s80", "t200", 0.1), ("sgd_s80", "t10", 0.1), ("sgd_s80", "t200", 0.4)):  # fmt: skip
+    for cell, job, acc in (("pfm20_s80", "t20", 0.7), ("pfm20_s80", "t200", 0.1), ("sgd_s80", "t20", 0.1), ("sgd_s80", "t200", 0.4)):  # fmt: skip
         _write(tmp_path, cell, 0, job, {"adahat": acc})
     cells = [script.CELL_BY_NAME["pfm20_s80"], script.CELL_BY_NAME["sgd_s80"]]
     data = script.load(tmp_path, cells, reuse=False)
-    assert data["pfm20_s80"]["t10|t200"][0]["avg_acc"] == 0.7
-    assert data["sgd_s80"]["t10|t200"][0]["avg_acc"] == 0.4
+    assert data["pfm20_s80"]["t20|t200"][0]["avg_acc"] == 0.7
+    assert data["sgd_s80"]["t20|t200"][0]["avg_acc"] == 0.4

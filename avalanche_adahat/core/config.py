@@ -230,7 +230,7 @@ class AdaHATConfig(HATConfig):
     :param adjustment_intensity: ``alpha`` of AdaHAT Eq. 9, > 0, per step or per task
         (``intensity_per``). Default ``None``: chosen when training starts, by optimizer
         family: per task from
-        :data:`~avalanche_adahat.core.optimizers.DEFAULT_TASK_INTENSITY` (10 for adaptive
+        :data:`~avalanche_adahat.core.optimizers.DEFAULT_TASK_INTENSITY` (20 for adaptive
         optimizers, 200 for SGD-like ones; docs/ROBUSTNESS_GRID.md); per step from
         :data:`~avalanche_adahat.core.optimizers.DEFAULT_ADJUSTMENT_INTENSITY` by optimizer
         family and ``protect`` mode (1e-2 for SGD-like optimizers and for

@@ -46,7 +46,7 @@ DEFAULT_ADJUSTMENT_INTENSITY = {
 #: ``protect="update"``) when none is given, by optimizer family: the candidates with the
 #: largest worst case over the robustness grid and the settings it was not chosen on
 #: (docs/ROBUSTNESS_GRID.md; docs/ALGORITHM.md §8).
-DEFAULT_TASK_INTENSITY = {"sgd": 200.0, "adaptive": 10.0}
+DEFAULT_TASK_INTENSITY = {"sgd": 200.0, "adaptive": 20.0}
 
 
 def default_adjustment_intensity(
