@@ -292,7 +292,7 @@ def summary(args: argparse.Namespace) -> int:
     accuracy = {c: {k: {s: r["avg_acc"] for s, r in v.items()} for k, v in d.items()} for c, d in data.items()}  # fmt: skip
     record = {"command": command, "commits": commits, "candidates": CANDIDATES, "accuracy": accuracy}  # fmt: skip
     record["cells"] = {c.name: {**c.__dict__, "steps_per_task": c.steps} for c in cells}
-    record |= {k: result[k] for k in ("margins", "worst", "winner", "ewc")} | {"jobs": jobs}
+    record |= {k: result[k] for k in ("margins", "worst", "winner", "ewc")}  # jobs: job.json
     (root / GRID / "grid.json").write_text(json.dumps(record, indent=1) + "\n")
     (root / GRID / "README.md").write_text(README.format(", ".join(commits) or "-", command))
     print(f"wrote {study}, {GRID}/margin.png, grid.json, README.md; winner {result['winner']}")
