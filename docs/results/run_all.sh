@@ -47,7 +47,9 @@ $M docs/results/pfm50_defaults docs/results/pfm50_ewc_seed0 docs/results/pfm50_e
 $M docs/results/permuted_fmnist_50_exp1 docs/results/permuted_fmnist_50_exp1_seed1 -o docs/results/permuted_fmnist_50_exp1_all
 $M docs/results/split_fmnist_replay docs/results/split_fmnist_replay_seeds12 -o docs/results/split_fmnist_replay_all
 $M docs/results/permuted_fmnist_20 docs/results/permuted_fmnist_20_seed1 docs/results/permuted_fmnist_20_seed2 docs/results/permuted_fmnist_20_variants -o docs/results/permuted_fmnist_20_all
-# 366b05c: AdaHAT with its per-task default intensity, for docs/REPRODUCTION.md (run from a worktree of that commit)
+# AdaHAT with its per-task default intensity, for docs/REPRODUCTION.md, each run from a worktree of the commit its
+# results.json records: 6bedc95 (intensity 20 under Adam) for pfm50, pfm20, sfm5 and compare_defaults; 366b05c for
+# the SGD job (its default, 200 under SGD, is the same at both commits)
 time $C --benchmark permuted_fmnist --n-experiences 50 --strategies adahat --epochs 1 --batch-size 128 --test-per-task 2000 --seeds 0,1,2 --threads 1 --progress lines --output docs/results/pfm50_adahat_task
 time $C --benchmark permuted_fmnist --n-experiences 20 --strategies adahat --epochs 1 --batch-size 128 --test-per-task 2000 --seeds 0,1,2 --threads 1 --progress lines --output docs/results/pfm20_adahat_task
 time $C --benchmark permuted_fmnist --n-experiences 20 --strategies adahat --epochs 1 --batch-size 128 --test-per-task 2000 --optimizer sgd --lr 0.05 --seeds 0,1,2 --threads 1 --progress lines --output docs/results/pfm20_sgd_adahat_task
