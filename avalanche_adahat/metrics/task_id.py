@@ -64,8 +64,10 @@ class TaskIdAccuracy(GenericPluginMetric[float, Accuracy]):
         model = strategy.model
         if getattr(model, "router", None) is None:
             return  # no task inference in this evaluation
-        predicted = predicted_tasks(model, strategy.mb_output)
-        self._metric.update(predicted, true_tasks(model, strategy.mb_y).to(predicted.device))
+        logits, targets = strategy.mb_output, strategy.mb_y
+        owner = _owners(model, max(logits.shape[1], int(targets.max()) + 1))  # once per batch
+        predicted = owner[logits.argmax(dim=1).to(owner.device)]
+        self._metric.update(predicted, owner[targets.to(owner.device)])
 
     def __str__(self) -> str:
         return self._name
