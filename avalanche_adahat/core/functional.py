@@ -33,6 +33,7 @@ from .outer_max import (
     outer_max,
     random_rates,
     rate_views,
+    sgd_outer_max_all_,
 )
 
 __all__ = [
@@ -61,6 +62,7 @@ __all__ = [
     "mul_outer_max_all_",
     "lerp_outer_max_all_",
     "rate_views",
+    "sgd_outer_max_all_",
 ]
 
 HAT_MODES = hat_modes()

@@ -85,10 +85,13 @@ def update_is_scaled_gradient(optimizer) -> bool:
     with ``maximize``): plain ``torch.optim.SGD``, no momentum, no weight decay.
 
     Then scaling the gradient by a rate scales the change by it, so ``protect="update"``
-    needs no snapshot of the parameters: the plugin multiplies the gradients (after
-    any clipping, which sees them unscaled as the snapshot path's clipping does). The
-    result equals the snapshot path's ``lerp(before, before - lr * grad, rate)`` to
-    float rounding, exactly where the rate is 0 or 1 (``tests/test_step.py``)."""
+    needs no snapshot of the parameters, and in either protect mode the plugin applies
+    the rates inside the optimizer's step, ``p -= lr * (rate * grad)`` in one pass
+    (``training/sgd_step.py``; after any clipping, which under ``protect="update"`` sees
+    the gradients unscaled, as the snapshot path's clipping does). The result equals the
+    snapshot path's ``lerp(before, before - lr * grad, rate)`` to float rounding,
+    exactly where the rate is 0 or 1 (``tests/test_step.py``), and the gradient path's
+    bits (``tests/test_sgd_step.py``)."""
     return type(optimizer) is torch.optim.SGD and all(
         g.get("momentum", 0) == 0 and g.get("weight_decay", 0) == 0 and not g.get("differentiable")
         for g in optimizer.param_groups

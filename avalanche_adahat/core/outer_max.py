@@ -29,6 +29,7 @@ __all__ = [
     "outer_max",
     "random_rates",
     "rate_views",
+    "sgd_outer_max_all_",
 ]
 
 
@@ -199,6 +200,34 @@ def mul_outer_max_all_(
         row_rates += factors
     if row_grads:
         torch._foreach_mul_(row_grads, row_rates)
+
+
+def sgd_outer_max_all_(
+    params: list[Tensor],
+    grads: list[Tensor],
+    out_rates: list[Tensor],
+    in_rates: list[Tensor | None],
+    alphas: list[float],
+    block: int = BLOCK,
+    workspace: Tensor | None = None,
+) -> None:
+    """``p.add_(g * outer_max(out_rate, in_rate), alpha=alpha)`` in place in every ``p``:
+    plain SGD's step (``alpha = -lr``) with HAT Eq. 2 / AdaHAT Eq. 8 in it, the eager hot
+    path of :func:`avalanche_adahat.core.step.sgd_step_by_rates`.
+
+    The same ATen ops on the same operands as :func:`mul_outer_max_all_` followed by SGD's
+    ``p.add_(g, alpha=-lr)``, so the same bits, in one pass over each weight and its
+    gradient instead of two: a 2-D weight's scaled gradient is built block by block in
+    ``workspace`` (if given) and added at once, the gradient itself is left as it is.
+    Other shapes (biases, a convolution's kernels) scale their gradient in place first."""
+    for p, g, out_rate, in_rate, alpha in zip(params, grads, out_rates, in_rates, alphas):
+        out_view, in_view = rate_views(out_rate, in_rate, p.dim())
+        if in_view is None or p.dim() != 2 or g.dtype != out_view.dtype:
+            mul_outer_max_(g, out_view, in_view, block, workspace)
+            p.add_(g, alpha=alpha)
+            continue
+        for rows, rates in _outer_max_blocks(p.shape, out_view, in_view, block, workspace):
+            p[rows].add_(rates.mul_(g[rows]), alpha=alpha)
 
 
 def rate_views(out_rate: Tensor, in_rate: Tensor | None, dim: int) -> tuple[Tensor, Tensor | None]:

@@ -37,7 +37,7 @@ from torch import Tensor
 
 from . import functional as F
 
-__all__ = ["StepMaths", "blend_by_rates", "scale_by_rates"]
+__all__ = ["StepMaths", "blend_by_rates", "scale_by_rates", "sgd_step_by_rates"]
 
 
 def _rate(out_rate: Tensor, in_rate: Tensor | None) -> Tensor:
@@ -64,6 +64,16 @@ def blend_by_rates(
         p.copy_(before.lerp_(p, _rate(out_rate, in_rate).to(p.dtype)))
 
 
+def sgd_step_by_rates(
+    params: list[Tensor], grads: list[Tensor], out_rates: list[Tensor], in_rates: list, alphas
+) -> None:
+    """Plain SGD's step with the rates in it: ``p += alpha * (g * rate)`` (``alpha = -lr``,
+    ``+lr`` with ``maximize``), what :func:`scale_by_rates` followed by the optimizer's
+    ``p.add_(g, alpha=-lr)`` computes, without writing the scaled gradient."""
+    for p, g, out_rate, in_rate, alpha in zip(params, grads, out_rates, in_rates, alphas):
+        p.add_(g * _rate(out_rate, in_rate), alpha=alpha)
+
+
 class StepMaths:
     """:func:`scale_by_rates` and :func:`blend_by_rates`, compiled or eager.
 
@@ -77,11 +87,13 @@ class StepMaths:
         self.compile_seconds = 0.0  # spent in first calls (tracing and code generation)
         self._scale = self._scale_eager
         self._blend = self._blend_eager
+        self._sgd_step = self._sgd_step_eager
         self._buffers: list[Tensor] = []  # snapshot buffers, see snapshot()
         self._workspace: Tensor | None = None  # the eager outer maxima, see _workspace_for
         if compile:
             self._scale = self._compiled(scale_by_rates, "_scale", self._scale_eager)
             self._blend = self._compiled(blend_by_rates, "_blend", self._blend_eager)
+            self._sgd_step = self._compiled(sgd_step_by_rates, "_sgd_step", self._sgd_step_eager)
 
     def _scale_eager(self, tensors, out_rates, in_rates) -> None:
         F.mul_outer_max_all_(tensors, out_rates, in_rates, workspace=self._workspace_for(out_rates))
@@ -89,6 +101,10 @@ class StepMaths:
     def _blend_eager(self, params, befores, out_rates, in_rates) -> None:
         workspace = self._workspace_for(out_rates)
         F.lerp_outer_max_all_(params, befores, out_rates, in_rates, workspace=workspace)
+
+    def _sgd_step_eager(self, params, grads, out_rates, in_rates, alphas) -> None:
+        workspace = self._workspace_for(out_rates)
+        F.sgd_outer_max_all_(params, grads, out_rates, in_rates, alphas, workspace=workspace)
 
     def _workspace_for(self, rates: list[Tensor]) -> Tensor | None:
         """``F.BLOCK`` elements (1 MiB in float32) that hold the eager path's outer
@@ -107,6 +123,10 @@ class StepMaths:
         """:func:`blend_by_rates`; ``befores`` may be overwritten (the compiled
         version runs the ``lerp`` in them)."""
         self._blend(params, befores, out_rates, in_rates)
+
+    def sgd_step(self, params, grads, out_rates, in_rates, alphas) -> None:
+        """:func:`sgd_step_by_rates`; ``grads`` may be overwritten (scaled)."""
+        self._sgd_step(params, grads, out_rates, in_rates, alphas)
 
     def snapshot(self, params: list[Tensor]) -> list[Tensor]:
         """The current values of ``params``, copied into this object's buffers (made

@@ -7,8 +7,9 @@ Each hook does one thing (docs/ALGORITHM.md §5 gives the order inside an iterat
   prepare the rate factors that are fixed for the whole task;
 - ``before_training_epoch`` / ``before_training_iteration``: anneal ``s`` (HAT Eq. 3);
 - ``before_backward``: add the mask sparsity regulariser (HAT Eq. 5);
-- ``before_update``: adjust backbone gradients (HAT Eq. 2 / AdaHAT Eq. 8),
-  compensate embedding gradients (HAT Sec. 2.5), clip;
+- ``before_update``: adjust backbone gradients (HAT Eq. 2 / AdaHAT Eq. 8; under
+  plain SGD inside the optimizer's step, :mod:`.sgd_step`), compensate embedding
+  gradients (HAT Sec. 2.5), clip;
 - ``after_update``: optional embedding clamp, ``protect="update"`` blending;
 - ``after_training_exp``: store ``M^t`` and update ``M^{<t}`` and ``S^{<t}``.
 
@@ -53,6 +54,7 @@ from .composition import (
 )
 from .rate_plan import UnitRates
 from .rates import AdjustmentRates
+from .sgd_step import RatedSGDStep
 from .task_state import TaskAttribute, TaskState
 
 __all__ = [
@@ -102,6 +104,7 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):  # type: ignore[ca
         self.flush = SubnormalFlush()
         self.step_maths = StepMaths(self.compile_step)
         self.rates = AdjustmentRates(self)
+        self.sgd_step = RatedSGDStep()
         self.task = TaskState(self.s_max)
 
     @property
@@ -168,6 +171,7 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):  # type: ignore[ca
 
     def after_training_iteration(self, strategy, **kwargs):
         self.task.end_step(_unwrap(strategy.model))
+        self.sgd_step.disarm()  # a step that never ran (e.g. skipped by a GradScaler)
         self.flush.end()
 
     def after_training(self, strategy, **kwargs):
@@ -187,18 +191,22 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):  # type: ignore[ca
             strategy.loss = loss + regulariser  # HAT Eq. 5
 
     def before_update(self, strategy, **kwargs):
-        # protect="update" under plain SGD: the change is -lr * grad, so the rate
-        # scales the gradient (after clipping) instead of a snapshot and a blend.
-        scaled_update = self.protect == "update" and update_is_scaled_gradient(strategy.optimizer)
+        # Under plain SGD the change is -lr * grad: the optimizer's step applies the
+        # rates (RatedSGDStep), after any clipping, which sees the gradients unscaled
+        # under protect="update" (as the snapshot path's does) and scaled under
+        # protect="gradient" (so that case keeps scaling the gradients first).
+        in_sgd_step = update_is_scaled_gradient(strategy.optimizer) and (
+            self.protect == "update" or self.clip_grad_norm is None
+        )
         with torch.no_grad():
-            self.task.hold_trained_private(zero_grads=self.protect == "gradient" or scaled_update)
-            rates = self.rates.adjust_step(self.task, _unwrap(strategy.model), scaled_update)
+            self.task.hold_trained_private(zero_grads=self.protect == "gradient" or in_sgd_step)
+            rates = self.rates.adjust_step(self.task, _unwrap(strategy.model), in_sgd_step)
             self.task.compensate_embedding_grads(self.s_max, self.clamp_threshold)
         if self.clip_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(strategy.model.parameters(), self.clip_grad_norm)
-        if rates is not None:  # the scaled update's rates, after clipping
-            with torch.no_grad():
-                self.rates.scale_grads(rates)
+        if rates is not None:
+            optimizer = strategy.optimizer
+            self.sgd_step.arm(optimizer, lambda: self.rates.sgd_step(rates, optimizer))
 
     def after_update(self, strategy, **kwargs):
         self.task.after_update(self.step_maths, self.embedding_clamp)

@@ -100,20 +100,20 @@ class AdjustmentRates:
 
     # ------------------------------------------------------------------ applying them
     def adjust_step(
-        self, task: TaskState, model: HATModule, scale_later: bool
+        self, task: TaskState, model: HATModule, in_sgd_step: bool
     ) -> list[UnitRates] | None:
         """HAT Eq. 2 / AdaHAT Eq. 8 before the optimizer step (docs/ALGORITHM.md §5.1,
-        step 5), if protection is active: scale the covered gradients
-        (``protect="gradient"``), return the rates to scale them after clipping
-        (``scale_later``: an update that is ``-lr * grad``), or snapshot the covered
-        parameters for :meth:`TaskState.after_update` (``protect="update"``)."""
+        step 5), if protection is active: return the rates for plain SGD's step to apply
+        (``in_sgd_step``, :meth:`sgd_step`), scale the covered gradients
+        (``protect="gradient"``), or snapshot the covered parameters for
+        :meth:`TaskState.after_update` (``protect="update"``)."""
         if not self.protection_active(task):
             return None
         rates = self.current_unit_rates(task, model)
+        if in_sgd_step:
+            return rates
         if self.settings.protect == "gradient":
             self.scale_grads(rates)
-        elif scale_later:
-            return rates
         else:
             params, outs, ins = self._step_rates(rates, lambda p: p.detach())
             task.snapshots = (params, self.settings.step_maths.snapshot(params), outs, ins)
@@ -124,6 +124,26 @@ class AdjustmentRates:
         kept = [r for r in rates if r.covered.param.grad is not None]
         if kept:
             self.settings.step_maths.scale(*self._step_rates(kept, lambda p: p.grad))
+
+    def sgd_step(self, rates: list[UnitRates], optimizer: torch.optim.SGD) -> list[Tensor]:
+        """Plain SGD's step of the covered parameters that have a gradient, scaled by
+        their rates (:meth:`StepMaths.sgd_step`: one pass, no scaled gradient written);
+        returns those parameters, which the optimizer must then skip."""
+        groups = {id(p): g for g in optimizer.param_groups for p in g["params"]}
+        kept = [
+            r for r in rates if r.covered.param.grad is not None and id(r.covered.param) in groups
+        ]
+        if not kept:
+            return []
+        params, outs, ins = self._step_rates(kept, lambda p: p.detach())
+        grads = [r.covered.param.grad for r in kept]
+        alphas = []
+        for r in kept:
+            group = groups[id(r.covered.param)]
+            lr = float(group["lr"])
+            alphas.append(lr if group.get("maximize", False) else -lr)
+        self.settings.step_maths.sgd_step(params, grads, outs, ins, alphas)
+        return [r.covered.param for r in kept]
 
     def _step_rates(self, rates: list[UnitRates], tensor_of) -> tuple[list, list, list]:
         """``(tensors, out rates, in rates)`` of this step for :class:`StepMaths`: each
