@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import subprocess
@@ -13,7 +14,7 @@ import pytest
 import torch
 
 from avalanche_adahat.__main__ import main
-from avalanche_adahat.compare import matrix_metrics
+from avalanche_adahat.compare import CompareConfig, matrix_metrics
 from avalanche_adahat.data import benchmarks as bm
 from avalanche_adahat.data.fast_data import TensorLoader, TensorSource
 
@@ -360,13 +361,13 @@ def test_registry_specs_build_their_strategies():
         if s.hat_family and "alpha" in s._hyperparameters({"alpha": 0.5}, "task")
     ]
     assert uses_alpha == [n for n, m in MODES.items() if m.needs_alpha] == ["hat_const_alpha"]
-    config = {"model": "mlp", "model_params": {"hidden_sizes": [8]}, "epochs": 2}
+    config = CompareConfig(model="mlp", model_params={"hidden_sizes": [8]}, epochs=2)
     packnet = strategy_specs.STRATEGIES["packnet"]
     model = packnet.build_model(config, (1, 8, 8), 3)
     assert type(model).__name__ == "PackNetModel"
     assert [m.out_features for m in model.modules() if isinstance(m, torch.nn.Linear)] == [8, 3]
     with pytest.raises(strategy_specs.CompareError, match="post_prune_epochs"):
-        packnet.check({**config, "epochs": 1}, packnet.defaults)
+        packnet.check(dataclasses.replace(config, epochs=1), packnet.defaults)
 
 
 @pytest.mark.parametrize(
@@ -401,9 +402,13 @@ def test_config_layers_and_values(tmp_path):
 
     config = build_config(_args())
     # the default benchmark's training settings fill what no option gave
-    assert config == {**DEFAULTS, "epochs": 10, "batch_size": 16, "lr": 3e-3}
+    assert config == CompareConfig(epochs=10, batch_size=16, lr=3e-3)
+    assert config.to_dict() == {**DEFAULTS, "epochs": 10, "batch_size": 16, "lr": 3e-3}
+    assert list(DEFAULTS) == [f.name for f in dataclasses.fields(CompareConfig)]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.epochs = 3
     fmnist = build_config(_args("--benchmark", "split_fmnist", "--epochs", "2"))
-    assert (fmnist["epochs"], fmnist["batch_size"], fmnist["lr"]) == (2, 64, 1e-3)
+    assert (fmnist.epochs, fmnist.batch_size, fmnist.lr) == (2, 64, 1e-3)
     file = tmp_path / "results.json"  # a results.json is a config file: its "config" section
     file.write_text(json.dumps({"config": {"seeds": [3, 4], "params": {"ewc": {"mode": "online"}},
                                            "command": "x", "strategies": "hat,ewc"}}))  # fmt: skip
@@ -412,15 +417,15 @@ def test_config_layers_and_values(tmp_path):
               "--set", "hat.alpha=none", "--set", "model.hidden_sizes=[8,8]",
               "--set", "ewc.decay_factor=true", "--progress", "none")
     )  # fmt: skip
-    assert config["seeds"] == [5] and config["strategies"] == ["hat", "ewc"]
-    assert config["params"] == {
+    assert config.seeds == (5,) and config.strategies == ("hat", "ewc")
+    assert config.params == {
         "ewc": {"mode": "online", "ewc_lambda": 1000.0, "decay_factor": True},
         "hat": {"alpha": None},
     }
-    assert config["model_params"] == {"hidden_sizes": [8, 8]}
+    assert config.model_params == {"hidden_sizes": [8, 8]}
     assert strategy_params(config, "ewc") == {"ewc_lambda": 1000.0, "mode": "online",
                                               "decay_factor": True}  # fmt: skip
-    assert progress_mode(config) == "none" and progress_mode({"progress": "auto"}) == "lines"
+    assert progress_mode(config) == "none" and progress_mode(CompareConfig()) == "lines"
     bad = tmp_path / "bad.toml"
     bad.write_text("epochs = [")
     with pytest.raises(CompareError, match="cannot parse config file"):
@@ -602,12 +607,12 @@ def test_scenario_config_key(tmp_path):
     from avalanche_adahat.compare import build_config, build_parser
 
     args = build_parser().parse_args(["--scenario", "class"])
-    assert build_config(args)["scenario"] == "class"
-    assert build_config(build_parser().parse_args([]))["scenario"] == "task"
+    assert build_config(args).scenario == "class"
+    assert build_config(build_parser().parse_args([])).scenario == "task"
     cfg = tmp_path / "c.json"
     cfg.write_text(json.dumps({"scenario": "class", "benchmark": "split_fmnist"}))
     config = build_config(build_parser().parse_args(["--config", str(cfg)]))
-    assert config["scenario"] == "class" and config["benchmark"] == "split_fmnist"
+    assert config.scenario == "class" and config.benchmark == "split_fmnist"
 
 
 @pytest.fixture(scope="module")
@@ -655,12 +660,13 @@ def test_class_incremental_models_and_benchmark():
     assert [sorted(e.classes_in_this_experience) for e in benchmark.train_stream][1] == [2, 3]
     shape, classes = _benchmark_shape(benchmark, "class")
     assert classes == 10 and _benchmark_shape(benchmark)[1] == 2
-    config = {"scenario": "class", "model": "mlp", "model_params": {"hidden_sizes": [16, 8]}}
+    config = CompareConfig(scenario="class", model="mlp", model_params={"hidden_sizes": [16, 8]})
     model = strategy_specs.STRATEGIES["naive"].build_model(config, shape, classes)
     assert [m.out_features for m in model if isinstance(m, torch.nn.Linear)] == [16, 8, 10]
     hat = strategy_specs.STRATEGIES["hat"].build_model(config, shape, classes)
     assert type(hat).__name__ == "HATMLP"
-    task = strategy_specs.STRATEGIES["naive"].build_model({**config, "scenario": "task"}, shape, 2)
+    task_config = dataclasses.replace(config, scenario="task")
+    task = strategy_specs.STRATEGIES["naive"].build_model(task_config, shape, 2)
     assert type(task).__name__ == "HATMLP"  # task scenario unchanged: the HAT backbone
 
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from avalanche_adahat.__main__ import main
-from avalanche_adahat.compare import STRATEGIES, build_config, build_parser
+from avalanche_adahat.compare import STRATEGIES, CompareConfig, build_config, build_parser
 from avalanche_adahat.compare.errors import CompareError
 from avalanche_adahat.compare.registry import BENCHMARKS, class_order
 
@@ -276,7 +276,7 @@ def test_streaming_lda_makes_one_pass_whatever_the_epochs():
 
     benchmark = split_digits(5, seed=0, return_task_id=False)
     spec = STRATEGIES["streaming_lda"]
-    model = spec.build_model({"scenario": "class", "model": "alexnet"}, (1, 8, 8), 10)
+    model = spec.build_model(CompareConfig(scenario="class", model="alexnet"), (1, 8, 8), 10)
     assert not list(model.parameters())
     strategy = spec.build(
         {}, [], model=model, optimizer=None, criterion=torch.nn.CrossEntropyLoss(),
@@ -310,7 +310,7 @@ def test_streaming_lda_takes_any_model_option():
     args = build_parser().parse_args(
         ["--scenario", "class", "--strategies", "streaming_lda", "--model", "alexnet"]
     )
-    assert build_config(args)["strategies"] == ["streaming_lda"]
+    assert build_config(args).strategies == ("streaming_lda",)
 
 
 def test_feature_rules_have_no_calibrated_variant():
@@ -348,12 +348,12 @@ def test_class_order_option_in_config(tmp_path):
     def config(*argv):
         return build_config(build_parser().parse_args(["--scenario", "class", *argv]))
 
-    assert config()["class_order"] == "natural"
-    assert config("--class-order", "seed")["class_order"] == "seed"
-    assert config("--class-order", "7")["class_order"] == 7
+    assert config().class_order == "natural"
+    assert config("--class-order", "seed").class_order == "seed"
+    assert config("--class-order", "7").class_order == 7
     file = tmp_path / "c.json"
     file.write_text(json.dumps({"scenario": "class", "class_order": 2}))
-    assert build_config(build_parser().parse_args(["--config", str(file)]))["class_order"] == 2
+    assert build_config(build_parser().parse_args(["--config", str(file)])).class_order == 2
     with pytest.raises(CompareError, match="--class-order must be"):
         config("--class-order", "true")
     assert "--class-order" in build_parser().format_help()

@@ -17,6 +17,7 @@ from avalanche_adahat import (
     HATConfig,
     HATPlugin,
 )
+from avalanche_adahat.compare.config import CompareConfig
 from avalanche_adahat.compare.errors import CompareError
 from avalanche_adahat.compare.strategy_specs import STRATEGIES
 from avalanche_adahat.models import HATMLP
@@ -124,5 +125,5 @@ def test_compare_checks_hyperparameters_with_the_config():
     spec = STRATEGIES["adahat"]
     assert spec.allowed_params() == set(AdaHATConfig.field_names()) - {"adjustment_mode"}
     with pytest.raises(CompareError, match="AdaHATConfig: epsilon must be a finite number > 0"):
-        spec.check({"scenario": "task"}, {"epsilon": 0})
-    spec.check({"scenario": "task"}, {"epsilon": 0.5})
+        spec.check(CompareConfig(), {"epsilon": 0})
+    spec.check(CompareConfig(), {"epsilon": 0.5})

@@ -41,7 +41,8 @@ The modules, one concern each:
 
 - :mod:`.registry`: benchmarks and models; :mod:`.strategy_specs`: strategies (each spec
   builds its own; the spec classes are in :mod:`.specs` and :mod:`.baseline_specs`);
-- :mod:`.config`: defaults, ``--config`` files (JSON or TOML), validation;
+- :mod:`.settings`: :class:`CompareConfig`, the settings of a run; :mod:`.config`: its
+  defaults, ``--config`` files (JSON or TOML), validation;
 - :mod:`.run`: one strategy and seed (capacity recording, seeding, subsampling), all of them;
 - :mod:`.results`: matrix metrics, the summary over seeds, merging runs;
 - :mod:`.report`: results.json/csv/md, plots (drawn by :mod:`avalanche_adahat.plots`), reports;
@@ -49,7 +50,7 @@ The modules, one concern each:
 """
 
 from .cli import build_parser, main, merge_main, report_main
-from .config import DEFAULTS, build_config, strategy_params
+from .config import DEFAULTS, CompareConfig, build_config, strategy_params
 from .errors import CompareError
 from .registry import BENCHMARKS, MODELS, SCENARIOS, BenchmarkSpec, register_model
 from .report import results_markdown, write_outputs, write_report
@@ -72,6 +73,7 @@ __all__ = [
     "STRATEGIES",
     "BenchmarkSpec",
     "CapacityRecorder",
+    "CompareConfig",
     "CompareError",
     "HATSpec",
     "ICaRLSpec",

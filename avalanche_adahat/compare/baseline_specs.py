@@ -11,12 +11,16 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from .errors import CompareError
 from .registry import mlp_params
 from .specs import StrategySpec
+
+if TYPE_CHECKING:
+    from .settings import CompareConfig
 
 __all__ = ["ICaRLSpec", "PackNetSpec", "RawInputs", "StreamingLDASpec"]
 
@@ -25,20 +29,20 @@ __all__ = ["ICaRLSpec", "PackNetSpec", "RawInputs", "StreamingLDASpec"]
 class PackNetSpec(StrategySpec):
     """Avalanche's PackNet on a ``PackNetModel`` MLP built from the ``mlp`` model parameters."""
 
-    def check(self, config: dict, params: dict) -> None:
+    def check(self, config: CompareConfig, params: dict) -> None:
         post = params["post_prune_epochs"]
-        if config["epochs"] <= post:
+        if config.epochs is None or config.epochs <= post:
             raise CompareError(
                 f"packnet needs --epochs > post_prune_epochs ({post}), got --epochs "
-                f"{config['epochs']}; raise --epochs or --set packnet.post_prune_epochs=..."
+                f"{config.epochs}; raise --epochs or --set packnet.post_prune_epochs=..."
             )
-        if config["model"] != "mlp":
+        if config.model != "mlp":
             raise CompareError("packnet runs on --model mlp only (a PackNetModel MLP)")
 
-    def build_model(self, config: dict, input_shape, num_classes: int) -> torch.nn.Module:
+    def build_model(self, config: CompareConfig, input_shape, num_classes: int) -> torch.nn.Module:
         from avalanche.models.packnet import PackNetModel
 
-        sizes = [math.prod(input_shape), *mlp_params(config["model_params"])["hidden_sizes"]]
+        sizes = [math.prod(input_shape), *mlp_params(config.model_params)["hidden_sizes"]]
         layers: list[torch.nn.Module] = [torch.nn.Flatten()]
         for a, b in zip(sizes, sizes[1:]):
             layers += [torch.nn.Linear(a, b), torch.nn.ReLU()]
@@ -105,13 +109,13 @@ class StreamingLDASpec(StrategySpec):
         fixed = {"slda_model", "input_size", "num_classes", "output_layer_name"}
         return super().allowed_params() - fixed
 
-    def check_scenario(self, name: str, config: dict) -> None:
+    def check_scenario(self, name: str, config: CompareConfig) -> None:
         """Class scenario only; any ``--model`` (StreamingLDA trains none)."""
-        scenario = config.get("scenario", "task")
+        scenario = config.scenario
         if scenario not in self.scenarios:
             raise CompareError(f"strategy {name!r} runs in --scenario class only, not {scenario}")
 
-    def build_model(self, config: dict, input_shape, num_classes: int) -> torch.nn.Module:
+    def build_model(self, config: CompareConfig, input_shape, num_classes: int) -> torch.nn.Module:
         return RawInputs(input_shape, num_classes)
 
     def build(self, params: dict, plugins: list, *, scenario: str = "task", **common):

@@ -10,7 +10,7 @@ import sys
 
 from ..core.task_rules import RULES as TASK_INFERENCE_RULES
 from ..data import benchmarks as bm
-from .config import DEFAULTS, build_config, progress_mode
+from .config import CompareConfig, build_config, progress_mode
 from .errors import CompareError
 from .registry import BENCHMARKS, MODELS
 from .report import results_markdown, write_report
@@ -22,6 +22,7 @@ __all__ = ["build_parser", "main", "merge_main", "report_main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
+    default = CompareConfig()
     strategies = "\n".join(
         f"  {name:<16}{spec.help}; defaults {json.dumps(spec.defaults) if spec.defaults else '{}'}"
         for name, spec in STRATEGIES.items()
@@ -52,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--benchmark",
         choices=None,
         metavar="NAME",
-        help=f"benchmark (default {DEFAULTS['benchmark']}): {', '.join(BENCHMARKS)}",
+        help=f"benchmark (default {default.benchmark}): {', '.join(BENCHMARKS)}",
     )
     a(
         "--scenario",
@@ -86,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     a(
         "--strategies",
         metavar="LIST",
-        help=f"comma-separated strategies (default {','.join(DEFAULTS['strategies'])}); see below",
+        help=f"comma-separated strategies (default {','.join(default.strategies)}); see below",
     )
     a(
         "--set",
@@ -166,8 +167,9 @@ def main(argv: list[str] | None = None) -> int:
         config = build_config(args)
         if progress_mode(config) != "none":
             print(
-                f"compare: {config['benchmark']} ({config['scenario']}-incremental), strategies {','.join(config['strategies'])}, "
-                f"seeds {','.join(map(str, config['seeds']))} -> {config['output']}",
+                f"compare: {config.benchmark} ({config.scenario}-incremental), strategies "
+                f"{','.join(config.strategies)}, seeds {','.join(map(str, config.seeds))} -> "
+                f"{config.output}",
                 flush=True,
             )
         results = run_compare(config, command)
@@ -178,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         print("avalanche-adahat compare: interrupted", file=sys.stderr)
         return 130
     print(results_markdown(results))
-    print(f"wrote {config['output']}/results.json, results.csv, results.md and plots")
+    print(f"wrote {config.output}/results.json, results.csv, results.md and plots")
     return 0
 
 

@@ -1,10 +1,14 @@
-"""The configuration of a ``compare`` run: defaults < ``--config`` file < options, validated."""
+"""The configuration of a ``compare`` run: defaults < ``--config`` file < options, validated.
+
+:func:`build_config` makes the :class:`~.settings.CompareConfig` of a run (re-exported here).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,34 +21,21 @@ else:  # Python 3.10: the same parser as a package (a dependency there)
 
 from .errors import CompareError
 from .registry import BENCHMARKS, MODELS, SCENARIOS, data_root_error
+from .settings import OLD_DEFAULTS, CompareConfig
 from .strategy_specs import STRATEGIES
 
-__all__ = ["DEFAULTS", "build_config", "progress_mode", "strategy_params"]
+__all__ = [
+    "DEFAULTS",
+    "OLD_DEFAULTS",
+    "CompareConfig",
+    "build_config",
+    "progress_mode",
+    "strategy_params",
+]
 
-DEFAULTS: dict[str, Any] = {
-    "benchmark": "split_digits",
-    "scenario": "task",
-    "class_order": "natural",
-    "n_experiences": None,
-    "strategies": ["adahat", "hat", "naive", "ewc"],
-    "model": "mlp",
-    "model_params": {},
-    "epochs": None,  # None: the benchmark's training settings (registry.BenchmarkSpec.training)
-    "batch_size": None,
-    "eval_batch_size": 1000,
-    "optimizer": "adam",
-    "lr": None,
-    "seeds": [0],
-    "device": "cpu",
-    "data_root": None,
-    "train_per_task": None,
-    "test_per_task": None,
-    "threads": None,
-    "fast_data": True,
-    "progress": "auto",
-    "params": {},
-    "output": "compare-results",
-}
+
+#: The defaults of every setting, as a ``config`` dict (:meth:`CompareConfig.to_dict`).
+DEFAULTS: dict[str, Any] = CompareConfig().to_dict()
 
 
 def _parse_value(text: str):
@@ -106,118 +97,123 @@ def _class_order(value):
     )
 
 
-def build_config(args: argparse.Namespace) -> dict:
+def build_config(args: argparse.Namespace) -> CompareConfig:
     """Defaults < ``--config`` file < command-line options; validated."""
-    config = json.loads(json.dumps(DEFAULTS))
+    raw = json.loads(json.dumps(DEFAULTS))  # the layers, as dicts keyed by option
     if args.config:
         file_config = _load_config_file(args.config)
         file_config.pop("command", None)
         params = file_config.pop("params", {})
-        config.update(file_config)
+        raw.update(file_config)
         for name, values in params.items():
-            config["params"].setdefault(name, {}).update(values)
+            raw["params"].setdefault(name, {}).update(values)
     for key in DEFAULTS:
         value = getattr(args, key, None)
         if value is None or key == "params":
             continue
-        config[key] = value
-    if isinstance(config["strategies"], str):
-        config["strategies"] = _split_list(config["strategies"])
-    config["seeds"] = _seeds(config["seeds"])
-    config["class_order"] = _class_order(config["class_order"])
+        raw[key] = value
+    if isinstance(raw["strategies"], str):
+        raw["strategies"] = _split_list(raw["strategies"])
+    raw["seeds"] = _seeds(raw["seeds"])
+    raw["class_order"] = _class_order(raw["class_order"])
     for item in args.set or []:
         if "=" not in item or "." not in item.split("=", 1)[0]:
             raise CompareError(f"--set expects NAME.KEY=VALUE, got {item!r}")
         key, value = item.split("=", 1)
         name, param = key.split(".", 1)
         if name == "model":
-            config["model_params"][param] = _parse_value(value)
+            raw["model_params"][param] = _parse_value(value)
         else:
-            config["params"].setdefault(name, {})[param] = _parse_value(value)
-    _fill_training(config)
-    _validate(config)
-    return config
+            raw["params"].setdefault(name, {})[param] = _parse_value(value)
+    built = _fill_training(CompareConfig.from_dict(raw))
+    _validate(built)
+    return built
 
 
-def _fill_training(config: dict) -> None:
+def _fill_training(config: CompareConfig) -> CompareConfig:
     """Epochs, batch size and learning rate left unset: the benchmark's, else the fallback."""
     from .registry import BENCHMARKS, TRAINING_FALLBACK
 
-    spec = BENCHMARKS.get(config["benchmark"])
-    for key, fallback in TRAINING_FALLBACK.items():
-        if config[key] is None:
-            config[key] = (spec.training if spec else {}).get(key, fallback)
+    spec = BENCHMARKS.get(config.benchmark)
+    training = spec.training if spec else {}
+    unset = {key: training.get(key, fallback) for key, fallback in TRAINING_FALLBACK.items()}
+    return replace(config, **{k: v for k, v in unset.items() if getattr(config, k) is None})
 
 
-def _check_positive_int(config: dict, key: str, optional: bool) -> None:
-    value = config[key]
+def _check_positive_int(option: str, value, optional: bool) -> None:
     if optional and value is None:
         return
     bad = not isinstance(value, int) or value <= 0 or (not optional and isinstance(value, bool))
     if bad:
-        raise CompareError(f"--{key.replace('_', '-')} must be a positive integer, got {value!r}")
+        raise CompareError(f"--{option} must be a positive integer, got {value!r}")
 
 
-def _validate(config: dict) -> None:
-    if config["benchmark"] not in BENCHMARKS:
+def _validate_setting(config: CompareConfig) -> None:
+    """The benchmark, scenario, class order, data and model."""
+    if config.benchmark not in BENCHMARKS:
         raise CompareError(
-            f"unknown benchmark {config['benchmark']!r}; choose one of {', '.join(BENCHMARKS)}"
+            f"unknown benchmark {config.benchmark!r}; choose one of {', '.join(BENCHMARKS)}"
         )
-    if config["scenario"] not in SCENARIOS:
+    if config.scenario not in SCENARIOS:
         raise CompareError(
             f"--scenario must be {' or '.join(SCENARIOS)} (task-incremental with task labels, "
-            f"or class-incremental without), got {config['scenario']!r}"
+            f"or class-incremental without), got {config.scenario!r}"
         )
-    if config["scenario"] == "class" and BENCHMARKS[config["benchmark"]].build_class is None:
+    if config.scenario == "class" and BENCHMARKS[config.benchmark].build_class is None:
         allowed = [name for name, spec in BENCHMARKS.items() if spec.build_class is not None]
         raise CompareError(
-            f"--scenario class runs on {', '.join(allowed)} only, not {config['benchmark']!r}"
+            f"--scenario class runs on {', '.join(allowed)} only, not {config.benchmark!r}"
         )
-    if config["class_order"] != "natural" and config["scenario"] != "class":
+    if config.class_order != "natural" and config.scenario != "class":
         raise CompareError(
-            f"--class-order {config['class_order']} applies to --scenario class only "
+            f"--class-order {config.class_order} applies to --scenario class only "
             "(the task-incremental benchmarks keep the natural class order)"
         )
-    if BENCHMARKS[config["benchmark"]].data_root_help and not config["data_root"]:
-        raise CompareError(data_root_error(config["benchmark"]))
-    if config["model"] not in MODELS:
-        raise CompareError(f"unknown model {config['model']!r}; choose one of {', '.join(MODELS)}")
-    if not config["strategies"]:
+    if BENCHMARKS[config.benchmark].data_root_help and not config.data_root:
+        raise CompareError(data_root_error(config.benchmark))
+    if config.model not in MODELS:
+        raise CompareError(f"unknown model {config.model!r}; choose one of {', '.join(MODELS)}")
+
+
+def _validate(config: CompareConfig) -> None:
+    _validate_setting(config)
+    if not config.strategies:
         raise CompareError("--strategies is empty")
-    for name in config["strategies"]:
+    for name in config.strategies:
         if name not in STRATEGIES:
             raise CompareError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGIES)}")
-    if len(set(config["strategies"])) != len(config["strategies"]):
-        raise CompareError(f"--strategies lists a strategy twice: {config['strategies']}")
-    for name in config["params"]:
+    if len(set(config.strategies)) != len(config.strategies):
+        raise CompareError(f"--strategies lists a strategy twice: {list(config.strategies)}")
+    for name in config.params:
         if name not in STRATEGIES:
             raise CompareError(f"parameters given for unknown strategy {name!r}")
-        _check_strategy_params(name, config["params"][name])
-    for key in ("epochs", "batch_size", "eval_batch_size"):
-        _check_positive_int(config, key, optional=False)
-    for key in ("n_experiences", "train_per_task", "test_per_task", "threads"):
-        _check_positive_int(config, key, optional=True)
-    if not (isinstance(config["lr"], (int, float)) and config["lr"] > 0):
-        raise CompareError(f"--lr must be a number > 0, got {config['lr']!r}")
-    if config["optimizer"] not in ("sgd", "adam"):
-        raise CompareError(f"--optimizer must be sgd or adam, got {config['optimizer']!r}")
-    if not config["seeds"]:
+        _check_strategy_params(name, config.params[name])
+    _check_positive_int("epochs", config.epochs, optional=False)
+    _check_positive_int("batch-size", config.batch_size, optional=False)
+    _check_positive_int("eval-batch-size", config.eval_batch_size, optional=False)
+    _check_positive_int("n-experiences", config.n_experiences, optional=True)
+    _check_positive_int("train-per-task", config.train_per_task, optional=True)
+    _check_positive_int("test-per-task", config.test_per_task, optional=True)
+    _check_positive_int("threads", config.threads, optional=True)
+    if not (isinstance(config.lr, (int, float)) and config.lr > 0):
+        raise CompareError(f"--lr must be a number > 0, got {config.lr!r}")
+    if config.optimizer not in ("sgd", "adam"):
+        raise CompareError(f"--optimizer must be sgd or adam, got {config.optimizer!r}")
+    if not config.seeds:
         raise CompareError("--seeds is empty")
-    if not isinstance(config["fast_data"], bool):
-        raise CompareError(f"fast_data must be true or false, got {config['fast_data']!r}")
-    if config["progress"] not in ("auto", "bar", "lines", "none"):
-        raise CompareError(
-            f"--progress must be auto, bar, lines or none, got {config['progress']!r}"
-        )
-    for name in config["strategies"]:
+    if not isinstance(config.fast_data, bool):
+        raise CompareError(f"fast_data must be true or false, got {config.fast_data!r}")
+    if config.progress not in ("auto", "bar", "lines", "none"):
+        raise CompareError(f"--progress must be auto, bar, lines or none, got {config.progress!r}")
+    for name in config.strategies:
         STRATEGIES[name].check_scenario(name, config)
         STRATEGIES[name].check(config, strategy_params(config, name))
     try:
-        torch.device(config["device"])
+        torch.device(config.device)
     except RuntimeError as e:
-        raise CompareError(f"--device {config['device']!r}: {e}") from None
-    if str(config["device"]).startswith("cuda") and not torch.cuda.is_available():
-        raise CompareError(f"--device {config['device']}: CUDA is not available here")
+        raise CompareError(f"--device {config.device!r}: {e}") from None
+    if str(config.device).startswith("cuda") and not torch.cuda.is_available():
+        raise CompareError(f"--device {config.device}: CUDA is not available here")
 
 
 def _check_strategy_params(name: str, params: dict) -> None:
@@ -231,13 +227,13 @@ def _check_strategy_params(name: str, params: dict) -> None:
         )
 
 
-def strategy_params(config: dict, name: str) -> dict:
+def strategy_params(config: CompareConfig, name: str) -> dict:
     """The strategy's hyperparameters: documented defaults updated by the configuration."""
-    return {**STRATEGIES[name].defaults, **config["params"].get(name, {})}
+    return {**STRATEGIES[name].defaults, **config.params.get(name, {})}
 
 
-def progress_mode(config: dict) -> str:
+def progress_mode(config: CompareConfig) -> str:
     """``bar``, ``lines`` or ``none``: ``auto`` is a bar on a terminal, lines otherwise."""
-    if config["progress"] == "auto":
+    if config.progress == "auto":
         return "bar" if sys.stdout.isatty() else "lines"
-    return config["progress"]
+    return config.progress

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from .. import plots
-from .config import strategy_params
+from .config import CompareConfig, strategy_params
 from .errors import CompareError
 
 __all__ = ["results_markdown", "write_outputs", "write_plots", "write_report"]
@@ -113,7 +113,8 @@ def results_markdown(results: dict, heading: str = "##") -> str:
                 else ""
             )
         )
-    params = {name: strategy_params(c, name) for name in c["strategies"]}
+    settings = CompareConfig.from_dict(c)
+    params = {name: strategy_params(settings, name) for name in settings.strategies}
     params = {k: v for k, v in params.items() if v}
     seeds = max(len(s["per_seed"]) for s in results["strategies"].values())
     spread = f"Mean ± sample std over {seeds} seeds." if seeds > 1 else "One seed: no spread."

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 from typing import Any, cast
 
-from .config import strategy_params
+from .config import CompareConfig, strategy_params
 from .errors import CompareError
 from .report import write_outputs
 
@@ -96,19 +96,12 @@ def _read_parts(result_dirs: list[str]) -> list[tuple[str, dict]]:
     return parts
 
 
-#: The value of a setting in results older than its option.
-_OLD_DEFAULTS = {"scenario": "task", "class_order": "natural"}
-
-
-def _setting(config: dict, key: str):
-    """A setting of a run (:data:`_OLD_DEFAULTS` where results predate its option)."""
-    return config.get(key, _OLD_DEFAULTS.get(key))
-
-
 def _check_same_setting(d: str, res: dict, first_dir: str, first: dict) -> None:
-    c = res["config"]
+    """Raise unless ``res`` ran the setting of ``first`` (a setting missing in results older
+    than its option counts as :data:`~.config.OLD_DEFAULTS`, see :meth:`CompareConfig.from_dict`)."""
+    c, f = CompareConfig.from_dict(res["config"]), CompareConfig.from_dict(first["config"])
     for key in MERGE_KEYS:
-        mine, theirs = _setting(c, key), _setting(first["config"], key)
+        mine, theirs = getattr(c, key), getattr(f, key)
         if mine != theirs:
             raise CompareError(
                 f"{d} differs from {first_dir} in {key}: {mine!r} vs "
@@ -136,11 +129,12 @@ def merge_results(result_dirs: list[str], output: str, command: str | None = Non
         _check_same_setting(d, res, first_dir, first)
         c = res["config"]
         for name, summary in res["strategies"].items():
-            params = strategy_params(c, name)
-            if name in per_seed and params != strategy_params(config, name):
+            params = strategy_params(CompareConfig.from_dict(c), name)
+            earlier = strategy_params(CompareConfig.from_dict(config), name)
+            if name in per_seed and params != earlier:
                 raise CompareError(
                     f"{name} has other hyperparameters in {d} ({json.dumps(params)}) than in "
-                    f"an earlier folder ({json.dumps(strategy_params(config, name))})"
+                    f"an earlier folder ({json.dumps(earlier)})"
                 )
             if name not in per_seed:
                 per_seed[name] = {}

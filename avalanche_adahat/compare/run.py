@@ -18,7 +18,7 @@ from avalanche.core import SupervisedPlugin
 from ..data import benchmarks as bm
 from ..data.fast_data import FastDataPlugin
 from ..metrics.plugin_metrics import accuracy_matrix
-from .config import progress_mode, strategy_params
+from .config import CompareConfig, progress_mode, strategy_params
 from .errors import CompareError
 from .registry import BENCHMARKS, class_order, data_root_error
 from .report import write_outputs
@@ -29,36 +29,34 @@ __all__ = ["CapacityRecorder", "load_benchmark", "run_compare", "run_one", "vers
 
 
 # =========================================================================== benchmark
-def load_benchmark(config: dict, seed: int):
+def load_benchmark(config: CompareConfig, seed: int):
     """The configured benchmark for ``seed``, subsampled as configured."""
-    spec = BENCHMARKS[config["benchmark"]]
-    n = config["n_experiences"] or spec.default_n
-    scenario = config.get("scenario", "task")
-    build = spec.build_class if scenario == "class" else spec.build
+    spec = BENCHMARKS[config.benchmark]
+    n = config.n_experiences or spec.default_n
+    build = spec.build_class if config.scenario == "class" else spec.build
     if build is None:
-        raise CompareError(f"benchmark {config['benchmark']} has no class-incremental version")
-    if spec.data_root_help and not config["data_root"]:  # never download unasked
-        raise CompareError(data_root_error(config["benchmark"]))
+        raise CompareError(f"benchmark {config.benchmark} has no class-incremental version")
+    if spec.data_root_help and not config.data_root:  # never download unasked
+        raise CompareError(data_root_error(config.benchmark))
     kwargs = {}
-    if scenario == "class":
-        mode = config.get("class_order", "natural")
-        kwargs["class_order"] = class_order(mode, seed, spec.n_classes or 0)
+    if config.scenario == "class":
+        kwargs["class_order"] = class_order(config.class_order, seed, spec.n_classes or 0)
     try:
-        benchmark = build(n, seed, config["data_root"], **kwargs)
+        benchmark = build(n, seed, config.data_root, **kwargs)
     except bm.DataNotFoundError as e:
         raise CompareError(str(e)) from None
     except ValueError as e:
-        raise CompareError(f"benchmark {config['benchmark']}: {e}") from None
+        raise CompareError(f"benchmark {config.benchmark}: {e}") from None
     except Exception as e:  # Avalanche's download path: network or files missing
-        root = config["data_root"] or "Avalanche's default data folder (~/.avalanche/data)"
+        root = config.data_root or "Avalanche's default data folder (~/.avalanche/data)"
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CompareError(
-            f"benchmark {config['benchmark']}: data not available in {root} "
+            f"benchmark {config.benchmark}: data not available in {root} "
             f"({type(e).__name__}: {first}); {spec.needs_data or 'check --data-root'}"
         ) from None
     order = getattr(benchmark, "classes_order", None)
-    if config["train_per_task"] or config["test_per_task"]:
-        benchmark = _subsample(benchmark, config["train_per_task"], config["test_per_task"], seed)
+    if config.train_per_task or config.test_per_task:
+        benchmark = _subsample(benchmark, config.train_per_task, config.test_per_task, seed)
     # the classes in the order they were split into experiences (original class ids)
     benchmark.compare_class_order = None if order is None else [int(c) for c in order]
     return benchmark
@@ -157,10 +155,11 @@ def _capacity(strategy) -> float:
     return float(strategy.hat_plugin.network_capacity(strategy.model))
 
 
-def _make_optimizer(config: dict, model: torch.nn.Module):
-    if config["optimizer"] == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=config["lr"])
-    return torch.optim.Adam(model.parameters(), lr=config["lr"])
+def _make_optimizer(config: CompareConfig, model: torch.nn.Module):
+    assert config.lr is not None, "build_config fills lr"
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=config.lr)
+    return torch.optim.Adam(model.parameters(), lr=config.lr)
 
 
 def _seed_everything(seed: int) -> None:
@@ -192,11 +191,11 @@ def _task_id_accuracy(metrics: dict) -> float | None:
     return values[0] if values else None
 
 
-def run_one(config: dict, name: str, seed: int, benchmark) -> dict:
+def run_one(config: CompareConfig, name: str, seed: int, benchmark) -> dict:
     """Train ``name`` on ``benchmark`` with ``seed``; the per-seed result dict."""
     spec = STRATEGIES[name]
     progress = progress_mode(config)
-    scenario = config.get("scenario", "task")
+    scenario = config.scenario
     input_shape, num_classes = _benchmark_shape(benchmark, scenario)
     _seed_everything(seed)
     model = spec.build_model(config, input_shape, num_classes)
@@ -204,7 +203,7 @@ def run_one(config: dict, name: str, seed: int, benchmark) -> dict:
     evaluator = _evaluator(progress, task_id=infers_tasks)
     recorder = CapacityRecorder() if spec.hat_family else None
     sources = getattr(benchmark, "tensor_sources", None)
-    fast = FastDataPlugin(sources) if sources and config.get("fast_data", True) else None
+    fast = FastDataPlugin(sources) if sources and config.fast_data else None
     trains = any(p.requires_grad for p in model.parameters())  # StreamingLDA: nothing to train
     strategy = spec.build(
         strategy_params(config, name),
@@ -212,10 +211,10 @@ def run_one(config: dict, name: str, seed: int, benchmark) -> dict:
         model=model,
         optimizer=_make_optimizer(config, model) if trains else None,
         criterion=torch.nn.CrossEntropyLoss(),
-        train_mb_size=config["batch_size"],
-        train_epochs=config["epochs"],
-        eval_mb_size=config["eval_batch_size"],
-        device=config["device"],
+        train_mb_size=config.batch_size,
+        train_epochs=config.epochs,
+        eval_mb_size=config.eval_batch_size,
+        device=config.device,
         evaluator=evaluator,
         scenario=scenario,
     )
@@ -313,21 +312,21 @@ def source_commit() -> str | None:
     return (sha + ("-dirty" if dirty else "")) or None
 
 
-def run_compare(config: dict, command: str | None = None) -> dict:
+def run_compare(config: CompareConfig, command: str | None = None) -> dict:
     """Run every strategy for every seed; write the outputs; return ``results.json``'s content."""
-    if config["threads"]:
-        torch.set_num_threads(config["threads"])
-    out_dir = Path(config["output"])
-    strategies: dict[str, dict[int, dict]] = {name: {} for name in config["strategies"]}
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    out_dir = Path(config.output)
+    strategies: dict[str, dict[int, dict]] = {name: {} for name in config.strategies}
     started = time.perf_counter()
-    for seed in config["seeds"]:
+    for seed in config.seeds:
         benchmark = load_benchmark(config, seed)
-        for name in config["strategies"]:
+        for name in config.strategies:
             if progress_mode(config) != "none":
-                print(f"{config['benchmark']}: {name}, seed {seed}", flush=True)
+                print(f"{config.benchmark}: {name}, seed {seed}", flush=True)
             strategies[name][seed] = run_one(config, name, seed, benchmark)
     results = {
-        "config": {**config, "command": command},
+        "config": {**config.to_dict(), "command": command},
         "versions": versions(),
         "wall_seconds": time.perf_counter() - started,
         "strategies": {name: summarize(per) for name, per in strategies.items()},

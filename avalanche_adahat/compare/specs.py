@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from ..core.modes import MODES
 from .errors import CompareError
 from .registry import MODELS, SCENARIOS, shared_head_mlp
+
+if TYPE_CHECKING:
+    from .settings import CompareConfig
 
 __all__ = ["HATSpec", "StrategySpec"]
 
@@ -61,30 +64,30 @@ class StrategySpec:
         allowed = set(signature.parameters) - _COMMON_KEYS - {"self"}
         return allowed - {"kwargs", "base_kwargs", "adjustment_mode"}
 
-    def check(self, config: dict, params: dict) -> None:
+    def check(self, config: CompareConfig, params: dict) -> None:
         """Raise :class:`CompareError` where ``config`` cannot run this strategy."""
 
-    def check_scenario(self, name: str, config: dict) -> None:
-        """Raise :class:`CompareError` where the strategy cannot run ``config["scenario"]``."""
-        scenario = config.get("scenario", "task")
+    def check_scenario(self, name: str, config: CompareConfig) -> None:
+        """Raise :class:`CompareError` where the strategy cannot run ``config.scenario``."""
+        scenario = config.scenario
         if scenario not in self.scenarios:
             raise CompareError(
                 f"strategy {name!r} runs in --scenario {' or '.join(self.scenarios)} only, "
                 f"not {scenario}"
             )
-        if scenario == "class" and not self.hat_family and config["model"] != "mlp":
+        if scenario == "class" and not self.hat_family and config.model != "mlp":
             raise CompareError(
                 f"--scenario class: {name!r} trains a plain MLP with one head over all "
-                f"classes, so it needs --model mlp (got {config['model']!r})"
+                f"classes, so it needs --model mlp (got {config.model!r})"
             )
 
-    def build_model(self, config: dict, input_shape, num_classes: int) -> torch.nn.Module:
+    def build_model(self, config: CompareConfig, input_shape, num_classes: int) -> torch.nn.Module:
         """The model this strategy trains: the configured backbone (task scenario; there
         ``num_classes`` is the classes per task) or, in the class scenario, a plain MLP
         with one head over all ``num_classes`` classes (:func:`shared_head_mlp`)."""
-        if config.get("scenario", "task") == "class":
-            return shared_head_mlp(input_shape, num_classes, config["model_params"])
-        return MODELS[config["model"]](input_shape, num_classes, dict(config["model_params"]))
+        if config.scenario == "class":
+            return shared_head_mlp(input_shape, num_classes, config.model_params)
+        return MODELS[config.model](input_shape, num_classes, dict(config.model_params))
 
     def build(self, params: dict, plugins: list, *, scenario: str = "task", **common):
         """The strategy with hyperparameters ``params``, ``plugins`` and ``common``
@@ -123,16 +126,16 @@ class HATSpec(StrategySpec):
             "adjustment_mode"
         }
 
-    def check(self, config: dict, params: dict) -> None:
+    def check(self, config: CompareConfig, params: dict) -> None:
         """Make the strategy's config from ``params``: its checks are the library's."""
-        if config.get("scenario", "task") == "class" and params.get("task_ids") == "given":
+        if config.scenario == "class" and params.get("task_ids") == "given":
             raise CompareError(
                 "--scenario class has no task labels: the HAT family runs with "
                 "task_ids='per_experience' (do not set task_ids='given')"
             )
         config_class = self.strategy_class().plugin_class.config_class
         try:
-            config_class(**self._hyperparameters(params, config.get("scenario", "task")))
+            config_class(**self._hyperparameters(params, config.scenario))
         except (TypeError, ValueError) as error:
             raise CompareError(f"{config_class.__name__}: {error}") from None
 
@@ -144,11 +147,11 @@ class HATSpec(StrategySpec):
             params["task_ids"] = "per_experience"  # rule and calibration: the library's defaults
         return params
 
-    def build_model(self, config: dict, input_shape, num_classes: int) -> torch.nn.Module:
+    def build_model(self, config: CompareConfig, input_shape, num_classes: int) -> torch.nn.Module:
         """The configured HAT backbone; in the class scenario with heads sized from the
         data (one per experience, over the global class ids of its classes)."""
-        if config.get("scenario", "task") == "class":
-            return MODELS[config["model"]](input_shape, None, dict(config["model_params"]))
+        if config.scenario == "class":
+            return MODELS[config.model](input_shape, None, dict(config.model_params))
         return super().build_model(config, input_shape, num_classes)
 
     def build(self, params: dict, plugins: list, *, scenario: str = "task", **common):
