@@ -305,3 +305,20 @@ def test_rate_views_broadcast_and_keep_views():
     assert F.rate_views(*views, grad.dim())[0] is views[0]  # already viewed: kept
     assert torch.equal(F.mul_outer_max_(grad.clone(), *views), expected)
     assert torch.equal(F.mul_outer_max_(grad.clone(), out_rate, in_rate), expected)
+
+
+def test_modes_written_from_terms_give_their_formula():
+    """A mode flagged ``from_terms`` (the plugin then writes its per-batch rates as
+    1 / (base + slope R_l)) gives the rates of its own ``unit_rates`` with AdaHAT's r_l."""
+    from avalanche_adahat.core.modes import MODES
+
+    flagged = [m for m in MODES.values() if m.from_terms]
+    assert [m.name for m in flagged] == ["adahat"]
+    R = torch.tensor([0.0, 0.3, 0.9, 0.2])
+    for mode in flagged:
+        assert mode.per_batch  # the terms replace a per-batch formula
+        base, slope = F.adahat_rate_terms(S, 1e-2, 0.1)
+        expected = mode.unit_rates(
+            M, S, r=F.adahat_r(1e-2, R, 0.1), alpha=None, num_previous_tasks=2
+        )
+        torch.testing.assert_close(F.adahat_rates_from_terms(base, slope, R), expected)

@@ -28,7 +28,10 @@ class AdjustmentMode:
     - ``constrains``: some rate can differ from 1 once a task is trained;
     - ``soft``: rates strictly between 0 and 1 on used parameters, which adaptive
       optimizers (Adam, RMSprop, ...) largely divide out under ``protect="gradient"``;
-    - ``needs_alpha``: it takes ``alpha`` (the constant rate of ``hat_const_alpha``).
+    - ``needs_alpha``: it takes ``alpha`` (the constant rate of ``hat_const_alpha``);
+    - ``from_terms``: its per-batch rates are AdaHAT Eqs. 8-9 and may be written as
+      ``1 / (base + slope R_l)`` from terms fixed for the task
+      (:func:`~avalanche_adahat.core.functional.adahat_rate_terms`, fewer ops per batch).
     """
 
     name: str
@@ -39,6 +42,7 @@ class AdjustmentMode:
     constrains: bool = True
     soft: bool = False
     needs_alpha: bool = False
+    from_terms: bool = False
     expected_used_rate: float | None = None
 
     def counted_rate(self, mean_rate):
@@ -128,7 +132,7 @@ register(
 register(
     _AdaHat(
         "adahat", "adahat", "AdaHAT Eqs. 8-9: r_l / (S + r_l), r_l = alpha / (epsilon + R_l)",
-        per_batch=True, soft=True,
+        per_batch=True, soft=True, from_terms=True,
     )
 )  # fmt: skip
 register(

@@ -14,18 +14,12 @@ import torch
 from torch import Tensor
 
 from ..core import functional as F
-from ..core.modes import MODES
 from ..nn.mask import CoveredParameter
 from ..nn.module import HATModule
 from .rate_plan import RatePlan, UnitRates
 from .task_state import TaskState
 
 __all__ = ["AdjustmentRates"]
-
-#: The mode whose per-batch rates are written from terms fixed for the task: AdaHAT
-#: Eqs. 8-9 as ``1 / (base + slope R_l)``, fewer ops than its formula (docs/ALGORITHM.md §3.2).
-_WRITTEN_FROM_TERMS = MODES["adahat"]
-
 
 class AdjustmentRates:
     """The rates of a plugin's adjustment mode (docs/ALGORITHM.md §3).
@@ -77,7 +71,7 @@ class AdjustmentRates:
     def _write(self, task: TaskState, plan: RatePlan, sparsity: Tensor | None) -> None:
         """Write the rates of all slots of ``plan`` into ``plan.rates`` (docs/ALGORITHM.md §3.2)."""
         settings = self.settings
-        if settings.mode is _WRITTEN_FROM_TERMS and sparsity is not None:
+        if settings.mode.from_terms and sparsity is not None:
             # Eqs. 8-9 on every slot, each with its layer's R_l; the terms that do not
             # depend on R_l are fixed for the task.
             key = (settings.adjustment_intensity, settings.epsilon)
