@@ -47,6 +47,19 @@ __all__ = [
     "__version__",
 ]
 
+
+def _load_task_rules() -> None:
+    importlib.import_module(".inference", __name__)
+
+
+# The task-inference rules register themselves (in core.task_rules) when the inference
+# layer is imported; core, which must not import it, calls this the first time it reads
+# their names (so ``import avalanche_adahat.core.config`` alone checks names right).
+# core.task_rules imports nothing heavy; ``core`` is dropped from this namespace again so
+# that ``avalanche_adahat.core`` stays a lazy name (__getattr__ below).
+importlib.import_module(".core.task_rules", __name__).set_loader(_load_task_rules)
+globals().pop("core", None)
+
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time, __getattr__ below
     from .core.config import PAPER_ADAHAT, AdaHATConfig, HATConfig
     from .nn.mask import CoveredParameter, HATMask

@@ -9,7 +9,11 @@ picked and its logits are returned over all classes seen (the other classes at
 :data:`MASKED_LOGIT`), so Avalanche's accuracy, forgetting and confusion metrics
 work unchanged.
 
-Rules (:data:`RULES`), each a function of one task's logits ``z`` over its classes:
+Each rule is a class (:class:`~.rule.TaskInferenceRule`, registered by name: the logit
+rules in :mod:`.logit_rules`, the feature rules in :mod:`.rules`); :func:`infer` and
+:class:`TaskRouter` take its name and dispatch through it.
+
+Logit rules (:data:`LOGIT_RULES`), each a function of one task's logits ``z`` over its classes:
 
 - ``"msp"``: maximum softmax probability ``max softmax(z)`` (Hendrycks & Gimpel, 2017);
 - ``"entropy"``: negative entropy ``-H(softmax(z))`` (SupSup's criterion, Wortsman
@@ -45,13 +49,20 @@ well was tried and did worse: heads are near-saturated on their training data.)
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
-from avalanche.models import MultiHeadClassifier
 from torch import Tensor
 
-from ..core.task_rules import DEFAULT_RULE, FEATURE_RULES, LOGIT_RULES, RULES
-from .features import INPUT_SPACE, forward_with_features
-from .rules import input_log_posteriors, lda_cascade_scores, mahalanobis_scores
+from ..core import task_rules
+from ..core.task_rules import DEFAULT_RULE
+from .features import forward_with_features
+from .heads import MASKED_LOGIT, task_classes, task_logits, widen
+from .logit_rules import oneshot_scores
+from .rule import LogitRule, ScoringBatch, TaskInferenceRule, get_rule, registry
+
+if TYPE_CHECKING:  # at run time, computed when read (__getattr__ below)
+    from ..core.task_rules import FEATURE_RULES, LOGIT_RULES, RULES
 
 __all__ = [
     "DEFAULT_RULE",
@@ -70,82 +81,33 @@ __all__ = [
     "task_scores",
 ]
 
-#: Logit of the classes outside the chosen task (finite, so a loss metric stays finite).
-MASKED_LOGIT = -1e4
+
+def __getattr__(name: str) -> tuple[str, ...]:
+    """:data:`RULES`, :data:`LOGIT_RULES`, :data:`FEATURE_RULES`: the registered rules'
+    names (:mod:`avalanche_adahat.core.task_rules`), read when asked for."""
+    if name in ("RULES", "LOGIT_RULES", "FEATURE_RULES"):
+        return getattr(task_rules, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def task_scores(logits: Tensor, active: Tensor, rule: str) -> Tensor:
-    """Confidence of each task for each sample: ``logits`` ``(T, B, C)``, ``active``
-    ``(T, C)`` booleans (the classes of each task); returns ``(T, B)``."""
-    z = logits.masked_fill(~active[:, None, :], float("-inf"))
-    if rule == "energy":
-        return torch.logsumexp(z, dim=-1)
-    log_p = torch.log_softmax(z, dim=-1)
-    if rule == "msp":
-        return log_p.max(dim=-1).values.exp()
-    if rule == "entropy":
-        p = log_p.exp()
-        return (p * log_p.masked_fill(~active[:, None, :], 0.0)).sum(dim=-1)
-    raise ValueError(f"task inference rule must be one of {RULES}, got {rule!r}")
+    """Confidence of each task for each sample under logit rule ``rule`` (one scoring
+    each task's own logits): ``logits`` ``(T, B, C)``, ``active`` ``(T, C)`` booleans
+    (the classes of each task); returns ``(T, B)``."""
+    found = get_rule(rule)
+    if not isinstance(found, LogitRule):
+        raise ValueError(f"task_scores takes a logit rule, got {rule!r}")
+    return found.task_scores(logits, active)
 
 
-def oneshot_scores(model, x: Tensor, tasks: list[int], active: Tensor) -> Tensor:
-    """``-dH/da_t`` at ``a = 1/T`` (SupSup's one-shot rule, see the module docstring), ``(T, B)``."""
-    width = active.shape[1]
-    stored = [torch.stack([m.stored_mask(t) for t in tasks]) for m in model.hat_masks()]
-    with torch.enable_grad():
-        a = torch.full(
-            (x.shape[0], len(tasks)), 1.0 / len(tasks), dtype=stored[0].dtype, device=x.device
-        )
-        a.requires_grad_(True)
-        model.override_gates([a @ masks for masks in stored])  # (B, units) per layer
-        try:
-            logits = task_logits(model, x, tasks, width)  # every head on the same features
-        finally:
-            model.override_gates(None)
-        # Joint prediction: each class's logit from the head of the task that owns it.
-        owner = active.float().argmax(dim=0)
-        joint = logits.gather(0, owner.view(1, 1, -1).expand(1, x.shape[0], -1))[0]
-        joint = joint.masked_fill(~active.any(dim=0), float("-inf"))
-        log_p = torch.log_softmax(joint, dim=-1)
-        entropy = -(log_p.exp() * log_p.nan_to_num(neginf=0.0)).sum()
-        (grad,) = torch.autograd.grad(entropy, a)
-    return -grad.t()
-
-
-def _multi_head(model) -> MultiHeadClassifier:
-    heads = [m for m in model.modules() if isinstance(m, MultiHeadClassifier)]
-    if len(heads) != 1:
-        raise ValueError(
-            "task inference needs a backbone with one MultiHeadClassifier (multi_head=True), "
-            f"found {len(heads)}"
-        )
-    return heads[0]
-
-
-def task_classes(model, tasks: list[int], width: int) -> Tensor:
-    """``(T, width)`` booleans: the classes each task's head was trained on."""
-    head = _multi_head(model)
-    rows = []
+def _forward_features(model, x: Tensor, tasks: list[int], width: int):
+    """Every task's logits ``(T, B, width)`` and features: one forward pass per task."""
+    logits, features = [], []
     for t in tasks:
-        units = getattr(head, f"active_units_T{t}").to(torch.bool)
-        row = torch.zeros(width, dtype=torch.bool, device=units.device)
-        row[: units.numel()] = units[:width]
-        rows.append(row)
-    return torch.stack(rows)
-
-
-def _widen(logits: Tensor, width: int) -> Tensor:
-    """One task's logits padded to ``width`` classes with :data:`MASKED_LOGIT`."""
-    return torch.nn.functional.pad(logits, (0, width - logits.shape[1]), value=MASKED_LOGIT)
-
-
-def task_logits(model, x: Tensor, tasks: list[int], width: int) -> Tensor:
-    """Every task's logits on ``x`` through its stored mask and head, ``(T, B, width)``."""
-    outs = []
-    for t in tasks:
-        outs.append(_widen(model.forward_single_task(x, t), width))
-    return torch.stack(outs)
+        out, f = forward_with_features(model, x, t)
+        logits.append(widen(out, width))
+        features.append(f)
+    return torch.stack(logits), features
 
 
 def feature_scores(
@@ -153,41 +115,35 @@ def feature_scores(
 ):
     """``(logits (T, B, width), scores (T, B))`` of a feature-statistics rule: one
     forward pass per task gives both its logits and its features. With
-    ``input_statistics`` (``lda_cascade`` only) the input space's task log-posterior
-    is added to the cascade's."""
-    logits, features = [], []
-    for t in tasks:
-        out, f = forward_with_features(model, x, t)
-        logits.append(_widen(out, width))
-        features.append(f)
-    missing = [t for t in tasks if statistics is None or t not in statistics.spaces()]
-    if missing:
-        raise ValueError(
-            f"task_inference={rule!r} needs the feature statistics of every trained task; "
-            f"tasks {missing} have none (train them with this rule)"
-        )
-    models = [statistics.model(t) for t in tasks]
-    if rule == "lda_cascade":
-        for position, t in enumerate(tasks):
-            later = set(tasks[position:])
-            if not later <= statistics.owners(t):
-                raise ValueError(
-                    f"task_inference='lda_cascade' needs task {t}'s feature space to hold the "
-                    f"data of tasks {sorted(later)}; it holds {sorted(statistics.owners(t))} "
-                    "(the statistics were gathered for 'mahalanobis')"
-                )
-        scores = lda_cascade_scores(tasks, models, features)
-        if input_statistics is not None:
-            missing = set(tasks) - input_statistics.owners(INPUT_SPACE)
-            if missing:
-                raise ValueError(
-                    f"the input space holds no data of tasks {sorted(missing)}; it must see "
-                    "every trained task (gathered from the first task on)"
-                )
-            scores = scores + input_log_posteriors(tasks, input_statistics.model(INPUT_SPACE), x)
+    ``input_statistics`` (read by ``lda_cascade`` only) the input space's task
+    log-posterior is added to the cascade's."""
+    found = get_rule(rule)
+    logits, features = _forward_features(model, x, tasks, width)
+    state = {"task_statistics": statistics, "input_statistics": input_statistics}
+    batch = ScoringBatch(
+        model, x, tasks, task_classes(model, tasks, width), logits, features, state
+    )
+    return logits, found.scores(batch)
+
+
+def _route(model, x: Tensor, rule: TaskInferenceRule, calibration: Tensor | None, state):
+    tasks = model.trained_tasks()
+    if not tasks:
+        raise ValueError("task inference needs at least one trained task")
+    width = model.max_class_label
+    active = task_classes(model, tasks, width)
+    if rule.uses_features:
+        logits, features = _forward_features(model, x, tasks, width)
     else:
-        scores = mahalanobis_scores(tasks, models, features)
-    return torch.stack(logits), scores
+        logits, features = task_logits(model, x, tasks, width), None
+    scores = rule.scores(ScoringBatch(model, x, tasks, active, logits, features, state))
+    if calibration is not None:
+        scores = scores - calibration[:, None]
+    choice = scores.argmax(dim=0)
+    chosen = logits.gather(0, choice.view(1, -1, 1).expand(1, -1, width))[0]
+    chosen = chosen.masked_fill(~active[choice], MASKED_LOGIT)
+    labels = torch.tensor(tasks, device=choice.device)[choice]
+    return chosen, labels
 
 
 def infer(
@@ -205,26 +161,8 @@ def infer(
     :class:`~avalanche_adahat.inference.FeatureStatistics` of a feature rule;
     ``input_statistics``: those of the input space, fused into ``lda_cascade``.
     """
-    tasks = model.trained_tasks()
-    if not tasks:
-        raise ValueError("task inference needs at least one trained task")
-    width = model.max_class_label
-    active = task_classes(model, tasks, width)
-    if rule in FEATURE_RULES:
-        logits, scores = feature_scores(model, x, tasks, width, rule, statistics, input_statistics)
-    else:
-        logits = task_logits(model, x, tasks, width)
-        if rule == "oneshot":
-            scores = oneshot_scores(model, x, tasks, active)
-        else:
-            scores = task_scores(logits, active, rule)
-    if calibration is not None:
-        scores = scores - calibration[:, None]
-    choice = scores.argmax(dim=0)
-    chosen = logits.gather(0, choice.view(1, -1, 1).expand(1, -1, width))[0]
-    chosen = chosen.masked_fill(~active[choice], MASKED_LOGIT)
-    labels = torch.tensor(tasks, device=choice.device)[choice]
-    return chosen, labels
+    state = {"task_statistics": statistics, "input_statistics": input_statistics}
+    return _route(model, x, get_rule(rule), calibration, state)
 
 
 class TaskRouter:
@@ -232,14 +170,17 @@ class TaskRouter:
     as its router (:meth:`~avalanche_adahat.nn.module.HATModule.set_router`), it makes
     the model's eval-mode forward predict each sample's task with ``rule`` and return
     logits over all classes seen (:func:`infer`), using the calibration (``calibrated``,
-    logit rules) and feature statistics the model holds. The logits of the classes
+    logit rules) and the task-inference state the model holds that the rule reads
+    (:attr:`~.rule.TaskInferenceRule.reads`). The logits of the classes
     outside the chosen task are :data:`MASKED_LOGIT`, so the predicted task is the one
     whose class scores highest (what the task-id metric reads); the router also keeps
     the last batch's predicted task labels in :attr:`last_tasks`."""
 
     def __init__(self, rule: str, calibrated: bool = False) -> None:
-        if rule not in RULES:
-            raise ValueError(f"task_inference must be one of {RULES} or None, got {rule!r}")
+        if rule not in task_rules.RULES:
+            raise ValueError(
+                f"task_inference must be one of {task_rules.RULES} or None, got {rule!r}"
+            )
         self.rule, self.calibrated = rule, calibrated
         self.last_tasks: Tensor | None = None  # the last batch's predicted task labels
 
@@ -247,14 +188,12 @@ class TaskRouter:
         return f"TaskRouter({self.rule!r}, calibrated={self.calibrated})"
 
     def __call__(self, model, x: Tensor) -> Tensor:
+        rule = get_rule(self.rule)
         calibration = None
         if self.calibrated:
             tasks = model.trained_tasks()
             calibration = torch.stack([model.task_calibration(t, self.rule) for t in tasks])
-        features = self.rule in FEATURE_RULES
-        statistics = getattr(model, "task_statistics", None) if features else None
-        fused = getattr(model, "input_statistics", None) if self.rule == "lda_cascade" else None
-        logits, self.last_tasks = infer(model, x, self.rule, calibration, statistics, fused)
+        logits, self.last_tasks = _route(model, x, rule, calibration, rule.state(model))
         return logits
 
 
@@ -264,17 +203,12 @@ def set_task_inference(model, rule: str | None, calibrated: bool = False) -> Non
     model.set_router(None if rule is None else TaskRouter(rule, calibrated))
 
 
-def _own_score(logits: Tensor, active: Tensor, rule: str) -> Tensor:
-    """A task's score on its own data; ``oneshot`` compares tasks, so it has none (0)."""
-    if rule == "oneshot":
-        return logits.new_zeros(logits.shape[1])
-    return task_scores(logits, active, rule)[0]
-
-
 @torch.no_grad()
 def score_statistics(model, dataset, task_label: int, batch_size: int = 256) -> dict[str, Tensor]:
     """``{logit rule: mean score}`` of task ``task_label`` on its own training ``dataset``
-    (eval mode, its stored mask): the calibration of :data:`LOGIT_RULES`."""
+    (eval mode, its stored mask): the calibration of :data:`LOGIT_RULES`
+    (:meth:`~.rule.LogitRule.own_scores`; ``oneshot`` compares tasks, so it has none: 0)."""
+    rules = [r for r in registry().values() if isinstance(r, LogitRule)]  # LOGIT_RULES
     was_training = model.training
     model.eval()
     width = model.max_class_label
@@ -284,7 +218,7 @@ def score_statistics(model, dataset, task_label: int, batch_size: int = 256) -> 
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size)
     for batch in loader:
         logits = task_logits(model, batch[0].to(device), [task_label], width)
-        parts.append(torch.stack([_own_score(logits, active, r) for r in LOGIT_RULES], dim=1))
+        parts.append(torch.stack([r.own_scores(logits, active) for r in rules], dim=1))
     model.train(was_training)
     means = torch.cat(parts).mean(dim=0)
-    return {rule: means[i] for i, rule in enumerate(LOGIT_RULES)}
+    return {rule.name: means[i] for i, rule in enumerate(rules)}

@@ -1,6 +1,9 @@
-"""Task-inference rules on feature statistics (docs/ALGORITHM.md §10.3).
+"""Task-inference rules on feature statistics (docs/ALGORITHM.md §10.3): the feature
+rules (:data:`~avalanche_adahat.core.task_rules.FEATURE_RULES`) as classes,
+:class:`LdaCascade` and :class:`Mahalanobis` (registered when defined, :mod:`.rule`),
+and their formulas as functions.
 
-Both take, for every trained task ``j`` in training order, the Gaussian model of
+The functions take, for every trained task ``j`` in training order, the Gaussian model of
 its feature space (:class:`~.statistics.SpaceModel`) and the test batch's
 features in that space, and return a log-score ``(T, B)`` per task and sample;
 the sample goes to the task of the highest score.
@@ -24,8 +27,12 @@ import torch
 from torch import Tensor
 
 from ..nn.statistics import SpaceModel
+from .features import INPUT_SPACE
+from .rule import FeatureRule, ScoringBatch
 
 __all__ = [
+    "LdaCascade",
+    "Mahalanobis",
     "chi2_log_sf",
     "input_log_posteriors",
     "lda_cascade_scores",
@@ -85,3 +92,43 @@ def mahalanobis_scores(tasks: list[int], models: list[SpaceModel], features: lis
         distance = model.mahalanobis(f.to(torch.float64))[:, model.owners == task]
         scores.append(chi2_log_sf(distance.min(dim=1).values, model.dim))
     return torch.stack(scores)
+
+
+class LdaCascade(FeatureRule):
+    """``lda_cascade``: :func:`lda_cascade_scores`, plus, with the input space's statistics
+    (the model's ``input_statistics``), :func:`input_log_posteriors`."""
+
+    name = "lda_cascade"
+    reads = ("task_statistics", "input_statistics")
+
+    def scores(self, batch: ScoringBatch) -> Tensor:
+        models = self.space_models(batch)
+        statistics, tasks = batch.state["task_statistics"], batch.tasks
+        for position, t in enumerate(tasks):
+            later = set(tasks[position:])
+            if not later <= statistics.owners(t):
+                raise ValueError(
+                    f"task_inference='lda_cascade' needs task {t}'s feature space to hold the "
+                    f"data of tasks {sorted(later)}; it holds {sorted(statistics.owners(t))} "
+                    "(the statistics were gathered for 'mahalanobis')"
+                )
+        scores = lda_cascade_scores(tasks, models, batch.features or [])
+        inputs = batch.state.get("input_statistics")
+        if inputs is not None:
+            missing = set(tasks) - inputs.owners(INPUT_SPACE)
+            if missing:
+                raise ValueError(
+                    f"the input space holds no data of tasks {sorted(missing)}; it must see "
+                    "every trained task (gathered from the first task on)"
+                )
+            scores = scores + input_log_posteriors(tasks, inputs.model(INPUT_SPACE), batch.x)
+        return scores
+
+
+class Mahalanobis(FeatureRule):
+    """``mahalanobis``: :func:`mahalanobis_scores`, each task in its own space."""
+
+    name = "mahalanobis"
+
+    def scores(self, batch: ScoringBatch) -> Tensor:
+        return mahalanobis_scores(batch.tasks, self.space_models(batch), batch.features or [])

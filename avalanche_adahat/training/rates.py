@@ -21,6 +21,7 @@ from .task_state import TaskState
 
 __all__ = ["AdjustmentRates"]
 
+
 class AdjustmentRates:
     """The rates of a plugin's adjustment mode (docs/ALGORITHM.md §3).
 
