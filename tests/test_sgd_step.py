@@ -127,3 +127,27 @@ def test_the_optimizer_skips_what_the_step_updated_and_gets_the_gradients_back()
     assert not optimizer._optimizer_step_pre_hooks and not optimizer._optimizer_step_post_hooks
     optimizer.step()  # disarmed: a later step is the optimizer's alone
     assert torch.equal(p.detach(), torch.full((2,), -9.5))
+
+
+def test_the_compiled_step_matches_and_a_new_learning_rate_does_not_recompile():
+    """compile_step=True: one fused loop (inductor), equal to the eager step to float
+    rounding, exact where the rate is 0; learning rates enter as tensors, so a scheduler's
+    new lr reuses the compiled code."""
+    from torch._dynamo.utils import counters
+
+    params, grads, outs, ins = _case(1)
+    weights = [0, 1]  # the Linear weights: one shape set, one compilation
+    params, grads = [params[k] for k in weights], [grads[k] for k in weights]
+    views = [F.rate_views(outs[k], ins[k], 2) for k in weights]  # as the plugin passes them
+    outs, ins = [v[0] for v in views], [v[1] for v in views]
+    compiled, eager = S.StepMaths(compile=True), S.StepMaths()
+    graphs = counters["stats"]["unique_graphs"]
+    for alpha in (-0.1, -0.03):
+        got, expected = [p.clone() for p in params], [p.clone() for p in params]
+        compiled.sgd_step(got, [g.clone() for g in grads], outs, ins, [alpha] * 2)
+        eager.sgd_step(expected, [g.clone() for g in grads], outs, ins, [alpha] * 2)
+        for a, b, p, o, i in zip(got, expected, params, outs, ins):
+            torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+            frozen = F.outer_max(o, i, p.shape) == 0
+            assert torch.equal(a[frozen], p[frozen])  # rate 0: not moved, bitwise
+    assert counters["stats"]["unique_graphs"] - graphs == 1

@@ -71,7 +71,11 @@ def sgd_step_by_rates(
     ``+lr`` with ``maximize``), what :func:`scale_by_rates` followed by the optimizer's
     ``p.add_(g, alpha=-lr)`` computes, without writing the scaled gradient."""
     for p, g, out_rate, in_rate, alpha in zip(params, grads, out_rates, in_rates, alphas):
-        p.add_(g * _rate(out_rate, in_rate), alpha=alpha)
+        scaled = g * _rate(out_rate, in_rate)
+        if isinstance(alpha, Tensor):  # compiled: a tensor, so that a new lr does not recompile
+            p.add_(scaled * alpha)
+        else:
+            p.add_(scaled, alpha=alpha)
 
 
 class StepMaths:
@@ -125,7 +129,12 @@ class StepMaths:
         self._blend(params, befores, out_rates, in_rates)
 
     def sgd_step(self, params, grads, out_rates, in_rates, alphas) -> None:
-        """:func:`sgd_step_by_rates`; ``grads`` may be overwritten (scaled)."""
+        """:func:`sgd_step_by_rates`; ``grads`` may be overwritten (scaled). Compiled, the
+        learning rates are passed as tensors, so that a new one does not recompile."""
+        if self.compile:
+            alphas = [
+                torch.tensor(a, dtype=p.dtype, device=p.device) for a, p in zip(alphas, params)
+            ]
         self._sgd_step(params, grads, out_rates, in_rates, alphas)
 
     def snapshot(self, params: list[Tensor]) -> list[Tensor]:
@@ -149,7 +158,7 @@ class StepMaths:
         seen: set[tuple] = set()
 
         def run(*lists):
-            key = tuple(tuple(t.shape) if t is not None else None for ts in lists for t in ts)
+            key = tuple(tuple(t.shape) if isinstance(t, Tensor) else t for ts in lists for t in ts)
             first = key not in seen
             start = time.perf_counter()
             try:
