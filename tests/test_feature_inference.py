@@ -436,7 +436,7 @@ def test_input_space_is_off_when_asked_or_for_large_inputs(stream):
         ({"input_space": "yes", "task_ids": "per_experience"}, "input_space must be"),
         (
             {"input_space": True, "task_ids": "per_experience", "task_inference": "mahalanobis"},
-            "input_space=True fuses the input space into task_inference='lda_cascade', "
+            r"input_space=True fuses the input space into a task_inference of \['lda_cascade'\], "
             "got task_inference='mahalanobis'",
         ),
         ({"input_space": True}, "got task_inference=None"),

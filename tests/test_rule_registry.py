@@ -42,6 +42,13 @@ def test_the_registry_holds_the_six_rules_with_their_kinds():
         assert isinstance(rule, I.FeatureRule if KINDS[name] == "feature" else I.LogitRule)
     with pytest.raises(ValueError, match="must be one of .*'mahalanobis'.*got 'max'"):
         I.get_rule("max")
+    # what the plugin gathers for a feature rule: the cascade's spaces and the input space
+    flags = {n: (d.cascade, d.fuses_input_space) for n, d in described.items()}
+    assert flags["lda_cascade"] == (True, True)
+    assert all(f == (False, False) for n, f in flags.items() if n != "lda_cascade")
+    assert task_rules.describe("mahalanobis") is described["mahalanobis"]
+    with pytest.raises(ValueError, match="must be one of .*got 'max'"):
+        task_rules.describe("max")
     with pytest.raises(AttributeError, match="no attribute 'RULE'"):
         task_rules.RULE  # noqa: B018
 

@@ -177,9 +177,10 @@ class HATConfig:
                 )
         if self.input_space is not None:
             check_bool("input_space", self.input_space)
-            if self.input_space and self.task_inference != "lda_cascade":
+            fusing = [n for n, d in TI.descriptions().items() if d.fuses_input_space]
+            if self.input_space and self.task_inference not in fusing:
                 raise ValueError(
-                    "input_space=True fuses the input space into task_inference='lda_cascade', "
+                    f"input_space=True fuses the input space into a task_inference of {fusing}, "
                     f"got task_inference={self.task_inference!r}"
                 )
         logit_rule = self.task_inference in TI.LOGIT_RULES

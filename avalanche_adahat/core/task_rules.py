@@ -25,6 +25,7 @@ __all__ = [
     "LOGIT_RULES",
     "RULES",
     "RuleDescription",
+    "describe",
     "descriptions",
     "register_description",
     "set_loader",
@@ -38,13 +39,18 @@ DEFAULT_RULE = "lda_cascade"
 
 @dataclass(frozen=True)
 class RuleDescription:
-    """What configurations need to know of a rule: its ``name``, and whether it scores each
-    task from statistics of its frozen network's features (``uses_features``, the
-    :data:`FEATURE_RULES`) or from its head's logits (the :data:`LOGIT_RULES`, to which
-    calibration applies)."""
+    """What configurations and the plugin need to know of a rule: its ``name``, whether it
+    scores each task from statistics of its frozen network's features (``uses_features``,
+    the :data:`FEATURE_RULES`) or from its head's logits (the :data:`LOGIT_RULES`, to which
+    calibration applies), and which statistics a feature rule needs gathered."""
 
     name: str
     uses_features: bool
+    #: space ``j`` holds the data of tasks ``j, j+1, ...`` (each task's data pass
+    #: through every earlier task's network when it ends), not only task ``j``'s
+    cascade: bool = False
+    #: it can fuse a discriminant on the raw inputs (``HATConfig.input_space``)
+    fuses_input_space: bool = False
 
     @property
     def kind(self) -> str:
@@ -87,6 +93,14 @@ def descriptions() -> Mapping[str, RuleDescription]:
             _loader = loader
             raise
     return MappingProxyType(_DESCRIPTIONS)
+
+
+def describe(rule: str) -> RuleDescription:
+    """The description of the registered rule named ``rule``."""
+    known = descriptions()
+    if rule not in known:
+        raise ValueError(f"task inference rule must be one of {tuple(known)}, got {rule!r}")
+    return known[rule]
 
 
 def _names(uses_features: bool) -> tuple[str, ...]:

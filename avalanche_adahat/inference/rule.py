@@ -65,6 +65,9 @@ class TaskInferenceRule:
     name: ClassVar[str]
     uses_features: ClassVar[bool] = False
     reads: ClassVar[tuple[str, ...]] = ()
+    #: feature rules: which statistics the plugin gathers (:class:`RuleDescription`)
+    cascade: ClassVar[bool] = False
+    fuses_input_space: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -73,7 +76,7 @@ class TaskInferenceRule:
 
     @property
     def description(self) -> RuleDescription:
-        return RuleDescription(self.name, self.uses_features)
+        return RuleDescription(self.name, self.uses_features, self.cascade, self.fuses_input_space)
 
     def scores(self, batch: ScoringBatch) -> Tensor:
         """``(T, B)``: the score of every trained task for every sample (highest wins)."""

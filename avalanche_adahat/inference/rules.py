@@ -100,6 +100,8 @@ class LdaCascade(FeatureRule):
 
     name = "lda_cascade"
     reads = ("task_statistics", "input_statistics")
+    cascade = True
+    fuses_input_space = True
 
     def scores(self, batch: ScoringBatch) -> Tensor:
         models = self.space_models(batch)

@@ -39,6 +39,7 @@ from ..core.optimizers import (
 )
 from ..core.step import StepMaths
 from ..core.subnormals import SubnormalFlush
+from ..core.task_rules import describe
 from ..inference import router as TI
 from ..inference import update_statistics
 from ..nn.mask import CoveredParameter
@@ -249,8 +250,8 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):  # type: ignore[ca
             means = TI.score_statistics(model, dataset, self.task_label)
             model.store_task_calibration(self.task_label, means)
         if self.task_inference in TI.FEATURE_RULES:
-            # lda_cascade: this task's data in every frozen task network so far
-            cascade = self.task_inference == "lda_cascade"
+            # a cascade: this task's data in every frozen task network so far
+            cascade = describe(self.task_inference).cascade
             spaces = model.trained_tasks() if cascade else [self.task_label]
             update_statistics(
                 model,
@@ -263,7 +264,8 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):  # type: ignore[ca
 
     def _input_statistics(self, model, dataset):
         """The input space's statistics to update (``input_space``), or ``None``."""
-        if self.task_inference != "lda_cascade" or self.input_space is False:
+        fuses = self.task_inference is not None and describe(self.task_inference).fuses_input_space
+        if not fuses or self.input_space is False:
             return None
         if self.input_space is None and dataset[0][0].numel() > INPUT_SPACE_AUTO_FEATURES:
             return None
