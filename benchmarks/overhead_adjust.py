@@ -17,13 +17,13 @@ from avalanche_adahat.core.step import StepMaths
 
 
 def adjust_ours(strategy) -> None:
-    """The plugin's own ``before_update`` with only covered gradients present.
-
-    The task embeddings have no gradient here and ``clip_grad_norm`` is off by
-    default, so what runs is the adjustment (``current_unit_rates`` and the
-    multiplication of each covered gradient by its rate), as shipped.
+    """The plugin's own gradient adjustment (``protect="gradient"``), as shipped:
+    ``current_unit_rates`` and the multiplication of each covered gradient by its rate
+    (:meth:`~avalanche_adahat.training.rates.AdjustmentRates.adjust_step`; its
+    ``before_update`` would leave them to plain SGD's step instead, ``training/sgd_step.py``).
     """
-    strategy.hat_plugin.before_update(strategy)
+    plugin = strategy.hat_plugin
+    plugin.rates.adjust_step(plugin.task, strategy.model, False)
 
 
 def adjust_compiled(strategy, maths) -> None:
@@ -32,7 +32,7 @@ def adjust_compiled(strategy, maths) -> None:
     plugin = strategy.hat_plugin
     eager, plugin.step_maths = plugin.step_maths, maths
     try:
-        plugin.before_update(strategy)
+        adjust_ours(strategy)
     finally:
         plugin.step_maths = eager
 
