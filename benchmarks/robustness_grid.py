@@ -39,6 +39,10 @@ BASELINES = ("hat", "naive", "ewc")
 CANDIDATES: dict[str, dict] = {
     **{k: {"adjustment_intensity": a} for k, a in (("a1e-2", 1e-2), ("a0.1", 0.1), ("a0.3", 0.3), ("a1", 1.0))},
     **{f"t{a:g}": {"intensity_per": "task", "adjustment_intensity": a} for a in (5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 300.0)},
+    # probes on the cells the default misses (42907dd): sparser masks ("r75", the regulariser
+    # factor 0.75) and a flatter r_l ("e1", epsilon 1)
+    **{f"t{a:g}r75": {"intensity_per": "task", "adjustment_intensity": a, "mask_sparsity_reg_factor": 0.75} for a in (20.0, 200.0)},
+    **{f"t{a:g}e1": {"intensity_per": "task", "adjustment_intensity": a, "epsilon": 1.0} for a in (20.0, 50.0, 200.0, 500.0)},
 }  # fmt: skip
 #: Candidates that take one of the above by the cell's optimizer: (adaptive, SGD-like).
 BY_OPTIMIZER = {"t20|t200": ("t20", "t200")}
@@ -163,7 +167,8 @@ def params_match(label: str, params: dict) -> bool:
         float(got.pop("adjustment_intensity", -1)), want.pop("adjustment_intensity")
     )
     unit = got.pop("intensity_per", "step") == want.pop("intensity_per", "step")
-    return params.get("protect") == "update" and alpha and unit and not got
+    rest = got.keys() == want.keys() and all(math.isclose(float(got[k]), want[k]) for k in got)
+    return params.get("protect") == "update" and alpha and unit and rest
 
 
 def check_config(config: dict, cell: Cell, strategy: str, label: str, where: Path) -> None:
