@@ -76,3 +76,20 @@ def test_task_inference_cost_script_reports_every_rule():
         "| oneshot | 4 + 1 backward |",
     ):
         assert row in run.stdout
+
+
+def test_step_breakdown_accounts_for_the_whole_epoch():
+    """benchmarks/step_breakdown.py: the parts of every strategy's timed epochs add up to
+    the epochs (the rest is what no counter covers, never negative beyond rounding)."""
+    import step_breakdown
+
+    result = step_breakdown.breakdown("mlp_small", "blobs", "sgd", ["Naive", "HAT"], 4, 128)
+    assert set(result) == {"Naive", "HAT"}
+    for parts in result.values():
+        assert parts["epoch"] > 0 and parts["optimizer.step"] > 0 and parts["forward"] > 0
+        total = sum(parts[p] for p in step_breakdown.PARTS[1:])
+        assert abs(total - parts["epoch"]) < 1e-6
+        assert parts["rest"] > -0.05
+    assert result["HAT"]["hooks"] > 0 and result["Naive"].get("hooks", 0.0) == 0.0
+    text = step_breakdown.table(result)
+    assert "| HAT |" in text and "epoch x Naive" in text
