@@ -121,7 +121,7 @@ def rows() -> list[dict]:
         "an 8-dataset mixture, not available offline)",
         hat5, [],
         lambda h: abs(statistics.mean(h.bwt)) < 0.005,
-        lambda h: "BWT is 0 to the bit: protected parameters never move (tests/test_plugins.py)",
+        lambda h: "BWT is 0 to the bit: protected parameters never move (tests/training/test_plugins.py)",
         lambda h: "BWT differs from 0",
     )  # fmt: skip
     # AdaHAT with the library's defaults since 366b05c (intensity per task); the baselines'

@@ -90,8 +90,8 @@ def update_is_scaled_gradient(optimizer) -> bool:
     (``training/sgd_step.py``; after any clipping, which under ``protect="update"`` sees
     the gradients unscaled, as the snapshot path's clipping does). The result equals the
     snapshot path's ``lerp(before, before - lr * grad, rate)`` to float rounding,
-    exactly where the rate is 0 or 1 (``tests/test_step.py``), and the gradient path's
-    bits (``tests/test_sgd_step.py``)."""
+    exactly where the rate is 0 or 1 (``tests/core/test_step.py``), and the gradient path's
+    bits (``tests/training/test_sgd_step.py``)."""
     return type(optimizer) is torch.optim.SGD and all(
         g.get("momentum", 0) == 0 and g.get("weight_decay", 0) == 0 and not g.get("differentiable")
         for g in optimizer.param_groups

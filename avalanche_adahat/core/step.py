@@ -11,7 +11,7 @@ unit-sized vectors.
 max into the multiply or the ``lerp``: one pass over each parameter, no
 temporaries), or eagerly. The readable versions materialise a parameter-sized
 outer max per weight, so the eager path runs the measured hot paths instead,
-which ``tests/test_step.py`` shows equal to the readable versions bitwise (the
+which ``tests/core/test_step.py`` shows equal to the readable versions bitwise (the
 same ATen ops on the same operands): :func:`avalanche_adahat.core.functional.mul_outer_max_all_`
 (blocked, ``torch._foreach``) and :func:`avalanche_adahat.core.functional.lerp_outer_max_all_`
 (blocked, written into the parameter). Rates and scales are tensors, so one

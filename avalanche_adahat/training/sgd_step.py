@@ -8,7 +8,7 @@ scaled gradient at once. :class:`RatedSGDStep` does the latter: armed in
 plugin's ``before_update`` has run), adds ``-lr * (rate * grad)`` to the covered
 parameters (:meth:`.AdjustmentRates.sgd_step`), hides their gradients from the
 optimizer for that step and gives them back after it. The same ATen ops on the same
-operands as scaling the gradients first: the same bits (``tests/test_step.py``).
+operands as scaling the gradients first: the same bits (``tests/core/test_step.py``).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "avalanche_adahat"
+PACKAGE = Path(__file__).resolve().parents[2] / "avalanche_adahat"
 ALLOWED = {"training", "compare", "demo.py", "__main__.py"}
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "distributed_training.py"
 EXPERIENCES = 3
 ARGS = ["--strategy", "hat", "--experiences", str(EXPERIENCES), "--epochs", "3",

@@ -18,7 +18,7 @@ from avalanche_adahat.core import functional as F
 from avalanche_adahat.models import HATMLP
 from avalanche_adahat.nn import HATMask
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 #: ``python SCRIPT ARGS`` (the script run as ``__main__`` in a fresh interpreter) that skips the
 #: interpreter's teardown (seconds with torch loaded) once the script has exited.
 RUN_SCRIPT = """

@@ -9,7 +9,7 @@ import overhead
 import overhead_memory
 from overhead_cases import STRATEGIES
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "overhead.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "overhead.py"
 
 
 def test_overhead_script_smoke(tmp_path):

@@ -148,7 +148,7 @@ def test_tensorboard_example_logs_metrics_and_images(tmp_path, capsys):
 
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    script = Path(__file__).parents[1] / "examples" / "tensorboard_metrics.py"
+    script = Path(__file__).parents[2] / "examples" / "tensorboard_metrics.py"
     spec = importlib.util.spec_from_file_location("tensorboard_metrics_example", script)
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)

@@ -154,7 +154,7 @@ def test_rates_follow_spec_in_every_mode(mode, tiny_benchmark):
     strategy = Naive(
         model=model,
         # momentum: the gradients themselves are scaled (under plain SGD the rates are
-        # applied inside the optimizer's step instead, tests/test_step.py)
+        # applied inside the optimizer's step instead, tests/core/test_step.py)
         optimizer=torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.5),
         train_mb_size=16,
         plugins=[raw, hat, adjusted],

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LIMIT = 5_000_000  # bytes of json, csv, png and md under docs/
 NAME = re.compile(r"docs/results/([A-Za-z0-9_.-]+)(?![A-Za-z0-9_.*?\[{<$-])")
 MADE = re.compile(r"(?:--output|-o)\s+['\"]?docs/results/([A-Za-z0-9_.-]+)")

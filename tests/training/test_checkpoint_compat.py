@@ -14,7 +14,7 @@ from avalanche_adahat.data import split_digits
 from avalanche_adahat.inference import set_task_inference
 from avalanche_adahat.models import HATMLP
 
-DATA = Path(__file__).resolve().parent / "data" / "hatmlp_state_e5a13b9.pt"
+DATA = Path(__file__).resolve().parents[1] / "data" / "hatmlp_state_e5a13b9.pt"
 
 
 def test_a_state_dict_from_before_the_redesign_loads_and_routes_bitwise():

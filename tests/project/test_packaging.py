@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ["pyproject.toml", "README.md", "LICENSE", "MANIFEST.in", "avalanche_adahat", "tests"]
 #: setuptools' build backend, as pip or ``python -m build`` call it (no network).
 BUILD = (
