@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import ctypes
 import statistics
 import sys
 import time
@@ -123,6 +124,24 @@ def blobs(shape, n_tasks, per_task, seed=0):
         "test": sources_from_flat_datasets(benchmark.test_stream),
     }
     return benchmark
+
+
+def raise_malloc_thresholds(threshold: int = 1 << 30) -> bool:
+    """glibc only: serve blocks up to ``threshold`` from the heap and keep up to as much
+    freed memory (``mallopt`` of ``M_MMAP_THRESHOLD`` and ``M_TRIM_THRESHOLD``, as the
+    environment variables ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_`` do). A
+    parameter-sized temporary freed at one step (an optimizer's, a gradient) is then reused
+    at the next instead of being returned to the system and faulted in again, whatever each
+    strategy's heap history did to glibc's dynamic thresholds. False where glibc's
+    ``mallopt`` is missing or refuses."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's malloc.h
+    return bool(libc.mallopt(m_mmap_threshold, threshold)) and bool(
+        libc.mallopt(m_trim_threshold, threshold)
+    )
 
 
 def make_benchmark(data: str, model: str, n_tasks: int, per_task: int):
@@ -275,9 +294,16 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--strategies", default=None, help=f"a subset of: {', '.join(STRATEGIES)} (comma-separated)"
     )
+    parser.add_argument(
+        "--malloc-thresholds",
+        action="store_true",
+        help="raise glibc's mmap and trim thresholds first (raise_malloc_thresholds)",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} thread(s)")
+    if args.malloc_thresholds:
+        print(f"glibc malloc thresholds raised: {raise_malloc_thresholds()}")
     only = None if args.strategies is None else args.strategies.split(",")
     if only is not None and not set(only) <= set(STRATEGIES):
         parser.error(f"--strategies: unknown {sorted(set(only) - set(STRATEGIES))}")

@@ -21,7 +21,14 @@ import copy
 import time
 
 import torch
-from epoch_ratio import MODELS, OPTIMIZERS, STRATEGIES, make_benchmark, make_strategy
+from epoch_ratio import (
+    MODELS,
+    OPTIMIZERS,
+    STRATEGIES,
+    make_benchmark,
+    make_strategy,
+    raise_malloc_thresholds,
+)
 
 #: the plugin's hooks that run inside a training step
 HOOKS = (
@@ -105,7 +112,14 @@ def main(argv=None) -> int:
     parser.add_argument("--per-task", type=int, default=1280, help="samples per blobs task")
     parser.add_argument("--strategies", default="HAT,AdaHAT", help=f"among {', '.join(STRATEGIES)}")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--malloc-thresholds",
+        action="store_true",
+        help="raise glibc's mmap and trim thresholds first (epoch_ratio.raise_malloc_thresholds)",
+    )
     args = parser.parse_args(argv)
+    if args.malloc_thresholds and not raise_malloc_thresholds():
+        parser.error("--malloc-thresholds: glibc's mallopt is not available here")
     only = [s for s in args.strategies.split(",") if s != "Naive"]
     if not set(only) <= set(STRATEGIES):
         parser.error(f"--strategies: unknown {sorted(set(only) - set(STRATEGIES))}")

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import overhead
 import overhead_memory
 from overhead_cases import STRATEGIES
@@ -93,3 +95,16 @@ def test_step_breakdown_accounts_for_the_whole_epoch():
     assert result["HAT"]["hooks"] > 0 and result["Naive"].get("hooks", 0.0) == 0.0
     text = step_breakdown.table(result)
     assert "| HAT |" in text and "epoch x Naive" in text
+
+
+def test_step_breakdown_runs_with_raised_malloc_thresholds(capsys):
+    """--malloc-thresholds (glibc's mallopt through ctypes) then the table."""
+    import platform
+
+    import step_breakdown
+
+    argv = ["--model", "mlp_small", "--data", "blobs", "--tasks", "3", "--per-task", "64"]
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("glibc's mallopt only")
+    assert step_breakdown.main([*argv, "--strategies", "HAT", "--malloc-thresholds"]) == 0
+    assert "| HAT |" in capsys.readouterr().out
