@@ -5,10 +5,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 import overhead
 import overhead_memory
+import pytest
 from overhead_cases import STRATEGIES
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "overhead.py"
