@@ -107,3 +107,15 @@ def test_step_breakdown_runs_with_raised_malloc_thresholds(capsys):
         pytest.skip("glibc's mallopt only")
     assert step_breakdown.main([*argv, "--strategies", "HAT", "--malloc-thresholds"]) == 0
     assert "| HAT |" in capsys.readouterr().out
+
+
+def test_device_check_runs_its_guarantees_and_table_on_the_cpu(capsys):
+    """benchmarks/device_check.py (prepared for a GPU session) on the CPU: HAT keeps every
+    protected entry, the 'device' run equals the CPU run, the epoch table follows."""
+    import device_check
+
+    argv = ["--device", "cpu", "--models", "mlp_small", "--tasks", "3", "--per-task", "64"]
+    assert device_check.main([*argv, "--optimizers", "sgd"]) == 0
+    out = capsys.readouterr().out
+    assert "| HAT | sgd | 0 | 0.00e+00 |" in out and "| AdaHAT | adam | - | 0.00e+00 |" in out
+    assert "| mlp_small | blobs | sgd | 64 |" in out
