@@ -90,12 +90,12 @@ class HATConfig:
         ``"per_experience"`` (class-incremental streams: each training experience
         is a new task; see docs/CLASS_INCREMENTAL.md).
     :param task_inference: predict each evaluation sample's task with this rule
-        (one of :data:`avalanche_adahat.inference.router.RULES`); ``None`` reads the
+        (one of :data:`avalanche_adahat.core.task_rules.RULES`); ``None`` reads the
         task labels, except with ``task_ids="per_experience"``, where it means the
         default rule.
     :param calibrate_task_inference: shift each task's logit-rule score by its mean
         on the task's training data; ``None``: on with ``task_ids="per_experience"``
-        and a logit rule (:data:`~avalanche_adahat.inference.router.LOGIT_RULES`), off
+        and a logit rule (:data:`~avalanche_adahat.core.task_rules.LOGIT_RULES`), off
         otherwise. The feature rules (``"lda_cascade"``, the default, and
         ``"mahalanobis"``) need none.
     :param cov_rank: with a feature rule, keep each task space's covariance as its

@@ -13,7 +13,7 @@ Each rule is a class (:class:`~.rule.TaskInferenceRule`, registered by name: the
 rules in :mod:`.logit_rules`, the feature rules in :mod:`.rules`); :func:`infer` and
 :class:`TaskRouter` take its name and dispatch through it.
 
-Logit rules (:data:`LOGIT_RULES`), each a function of one task's logits ``z`` over its classes:
+Logit rules (:data:`~avalanche_adahat.core.task_rules.LOGIT_RULES`), each a function of one task's logits ``z`` over its classes:
 
 - ``"msp"``: maximum softmax probability ``max softmax(z)`` (Hendrycks & Gimpel, 2017);
 - ``"entropy"``: negative entropy ``-H(softmax(z))`` (SupSup's criterion, Wortsman
@@ -26,7 +26,7 @@ Logit rules (:data:`LOGIT_RULES`), each a function of one task's logits ``z`` ov
   classes the most is picked: the score is ``-dH/da_t``. One backward pass per
   batch; no data beyond the test batch.
 
-Feature-statistics rules (:mod:`avalanche_adahat.inference`, :data:`FEATURE_RULES`):
+Feature-statistics rules (:mod:`avalanche_adahat.inference`, :data:`~avalanche_adahat.core.task_rules.FEATURE_RULES`):
 each trained task's masked network is frozen, so class statistics of its
 features, gathered from the training data when tasks end (no sample kept), stay
 valid; a sample's task follows from Gaussian models of those features:
@@ -49,8 +49,6 @@ well was tried and did worse: heads are near-saturated on their training data.)
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 from torch import Tensor
 
@@ -61,17 +59,11 @@ from .heads import MASKED_LOGIT, task_classes, task_logits, widen
 from .logit_rules import oneshot_scores
 from .rule import LogitRule, ScoringBatch, TaskInferenceRule, get_rule, registry
 
-if TYPE_CHECKING:  # at run time, computed when read (__getattr__ below)
-    from ..core.task_rules import FEATURE_RULES, LOGIT_RULES, RULES
-
 __all__ = [
     "DEFAULT_RULE",
     "TaskRouter",
     "set_task_inference",
-    "FEATURE_RULES",
-    "LOGIT_RULES",
     "MASKED_LOGIT",
-    "RULES",
     "feature_scores",
     "infer",
     "score_statistics",
@@ -80,14 +72,6 @@ __all__ = [
     "oneshot_scores",
     "task_scores",
 ]
-
-
-def __getattr__(name: str) -> tuple[str, ...]:
-    """:data:`RULES`, :data:`LOGIT_RULES`, :data:`FEATURE_RULES`: the registered rules'
-    names (:mod:`avalanche_adahat.core.task_rules`), read when asked for."""
-    if name in ("RULES", "LOGIT_RULES", "FEATURE_RULES"):
-        return getattr(task_rules, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def task_scores(logits: Tensor, active: Tensor, rule: str) -> Tensor:
@@ -199,14 +183,14 @@ class TaskRouter:
 
 def set_task_inference(model, rule: str | None, calibrated: bool = False) -> None:
     """In eval mode, make ``model`` predict each sample's task with ``rule`` (one of
-    :data:`RULES`) and return logits over all classes seen; ``None``: read task labels."""
+    :data:`~avalanche_adahat.core.task_rules.RULES`) and return logits over all classes seen; ``None``: read task labels."""
     model.set_router(None if rule is None else TaskRouter(rule, calibrated))
 
 
 @torch.no_grad()
 def score_statistics(model, dataset, task_label: int, batch_size: int = 256) -> dict[str, Tensor]:
     """``{logit rule: mean score}`` of task ``task_label`` on its own training ``dataset``
-    (eval mode, its stored mask): the calibration of :data:`LOGIT_RULES`
+    (eval mode, its stored mask): the calibration of :data:`~avalanche_adahat.core.task_rules.LOGIT_RULES`
     (:meth:`~.rule.LogitRule.own_scores`; ``oneshot`` compares tasks, so it has none: 0)."""
     rules = [r for r in registry().values() if isinstance(r, LogitRule)]  # LOGIT_RULES
     was_training = model.training

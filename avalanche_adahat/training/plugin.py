@@ -249,9 +249,10 @@ class HATPlugin(SupervisedPlugin, supports_distributed=True):  # type: ignore[ca
         if self.calibrate_task_inference:
             means = TI.score_statistics(model, dataset, self.task_label)
             model.store_task_calibration(self.task_label, means)
-        if self.task_inference in TI.FEATURE_RULES:
+        rule = None if self.task_inference is None else describe(self.task_inference)
+        if rule is not None and rule.uses_features:
             # a cascade: this task's data in every frozen task network so far
-            cascade = describe(self.task_inference).cascade
+            cascade = rule.cascade
             spaces = model.trained_tasks() if cascade else [self.task_label]
             update_statistics(
                 model,

@@ -9,13 +9,8 @@ from avalanche.evaluation.metrics import accuracy_metrics
 from avalanche.training.plugins import EvaluationPlugin
 
 from avalanche_adahat import HAT
-from avalanche_adahat.inference.router import (
-    LOGIT_RULES,
-    MASKED_LOGIT,
-    RULES,
-    set_task_inference,
-    task_scores,
-)
+from avalanche_adahat.inference import LOGIT_RULES, RULES
+from avalanche_adahat.inference.router import MASKED_LOGIT, set_task_inference, task_scores
 from avalanche_adahat.metrics.task_id import predicted_tasks, task_id_accuracy_metrics
 from avalanche_adahat.models import HATMLP
 
