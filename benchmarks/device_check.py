@@ -24,21 +24,10 @@ from avalanche.training.plugins import EvaluationPlugin
 from epoch_ratio import epoch_table
 
 from avalanche_adahat import HAT, AdaHAT
-from avalanche_adahat.core import functional as F
 from avalanche_adahat.data import split_digits
 from avalanche_adahat.models import HATMLP
 
 OPTIMIZERS = {"sgd": (torch.optim.SGD, {"lr": 0.1}), "adam": (torch.optim.Adam, {"lr": 1e-3})}
-
-
-def protected(model) -> dict[str, torch.Tensor]:
-    """Per covered parameter, the entries whose HAT rate is 0 now (used by an earlier task)."""
-    out = {}
-    for cp in model.covered_parameters():
-        o = 1 - cp.out_mask.cumulative
-        i = None if cp.in_mask is None else cp.expand_in(1 - cp.in_mask.cumulative)
-        out[cp.name] = F.outer_max(o, i, cp.param.shape).expand_as(cp.param) == 0
-    return out
 
 
 def train(cls, optimizer: str, device: torch.device, initial, stream, check_frozen: bool):
@@ -58,7 +47,7 @@ def train(cls, optimizer: str, device: torch.device, initial, stream, check_froz
     moved = 0
     for k, experience in enumerate(stream):
         if k > 0 and check_frozen:
-            keep = protected(model)
+            keep = {cp.name: cp.frozen_entries() for cp in model.covered_parameters()}
             before = {cp.name: cp.param.detach().clone() for cp in model.covered_parameters()}
         strategy.train(experience)
         if k > 0 and check_frozen:

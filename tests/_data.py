@@ -3,8 +3,6 @@
 import torch
 from torch.utils.data import TensorDataset
 
-from avalanche_adahat.core import functional as F
-
 
 def tensor_benchmark(
     n_tasks=3, n_features=8, per_class=24, n_classes=2, seed=0, task_labels=True, shape=None
@@ -34,12 +32,7 @@ def tensor_benchmark(
 
 def protected_entries(model):
     """Per covered parameter, the boolean map of entries whose ``hat`` rate is 0 now."""
-    out = {}
-    for cp in model.covered_parameters():
-        o = 1 - cp.out_mask.cumulative
-        i = None if cp.in_mask is None else cp.expand_in(1 - cp.in_mask.cumulative)
-        out[cp.name] = F.outer_max(o, i, cp.param.shape).expand_as(cp.param) == 0
-    return out
+    return {cp.name: cp.frozen_entries() for cp in model.covered_parameters()}
 
 
 def stacked_inputs(dataset):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ..core.functional import INIT_MODES, gate
+from ..core.functional import INIT_MODES, gate, outer_max
 
 __all__ = ["CoveredParameter", "HATMask", "gate_units", "init_embedding"]
 
@@ -149,3 +149,11 @@ class CoveredParameter:
         if self.in_repeat == 1:
             return unit_values
         return unit_values.repeat_interleave(self.in_repeat)
+
+    def frozen_entries(self) -> Tensor:
+        """Booleans of ``param``'s shape: the entries HAT's rate freezes now, those whose
+        output and input units an earlier task both uses (HAT Eq. 2, docs/ALGORITHM.md
+        §3): later tasks leave them bitwise unchanged (docs/ALGORITHM.md §6.2)."""
+        free_in = None if self.in_mask is None else self.expand_in(1 - self.in_mask.cumulative)
+        rate = outer_max(1 - self.out_mask.cumulative, free_in, self.param.shape)
+        return rate.expand_as(self.param) == 0

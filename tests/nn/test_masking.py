@@ -143,3 +143,21 @@ def test_covered_parameters_of_mlp():
     assert covered["layers.0.weight"].in_mask is None  # data input: never masked
     assert covered["layers.1.weight"].in_mask is model.masks[0]
     assert covered["layers.1.bias"].in_mask is None
+
+
+def test_frozen_entries_by_hand():
+    """HAT Eq. 2: an entry is frozen (rate 0) where an earlier task uses both its output
+    unit and its input unit; each input unit covers ``in_repeat`` features."""
+    from avalanche_adahat.nn.mask import CoveredParameter
+
+    out_mask, in_mask = HATMask(3), HATMask(2)
+    out_mask.cumulative.copy_(torch.tensor([1.0, 0.0, 1.0]))
+    in_mask.cumulative.copy_(torch.tensor([0.0, 1.0]))
+    weight = torch.nn.Parameter(torch.zeros(3, 4))
+    cp = CoveredParameter("w", weight, out_mask, in_mask, in_repeat=2)
+    expected = torch.tensor(
+        [[False, False, True, True], [False, False, False, False], [False, False, True, True]]
+    )
+    assert torch.equal(cp.frozen_entries(), expected)
+    bias = CoveredParameter("b", torch.nn.Parameter(torch.zeros(3)), out_mask)
+    assert torch.equal(bias.frozen_entries(), torch.tensor([True, False, True]))
