@@ -94,6 +94,7 @@ class StepMaths:
         self._sgd_step = self._sgd_step_eager
         self._buffers: list[Tensor] = []  # snapshot buffers, see snapshot()
         self._workspace: Tensor | None = None  # the eager outer maxima, see _workspace_for
+        self._alphas: tuple | None = None  # the compiled step's learning rates, see sgd_step
         if compile:
             self._scale = self._compiled(scale_by_rates, "_scale", self._scale_eager)
             self._blend = self._compiled(blend_by_rates, "_blend", self._blend_eager)
@@ -131,11 +132,18 @@ class StepMaths:
     def sgd_step(self, params, grads, out_rates, in_rates, alphas) -> None:
         """:func:`sgd_step_by_rates`; ``grads`` may be overwritten (scaled). Compiled, the
         learning rates are passed as tensors, so that a new one does not recompile."""
-        if self.compile:
-            alphas = [
-                torch.tensor(a, dtype=p.dtype, device=p.device) for a, p in zip(alphas, params)
-            ]
+        if self._sgd_step is not self._sgd_step_eager:
+            alphas = self._alpha_tensors(params, alphas)
         self._sgd_step(params, grads, out_rates, in_rates, alphas)
+
+    def _alpha_tensors(self, params, alphas) -> list[Tensor]:
+        """``alphas`` as 0-d tensors like ``params``, made anew only when a learning rate
+        (or a parameter's dtype or device) changes, not at every step."""
+        key = tuple((a, p.dtype, p.device) for a, p in zip(alphas, params))
+        if self._alphas is None or self._alphas[0] != key:
+            made = [torch.tensor(a, dtype=p.dtype, device=p.device) for a, p in zip(alphas, params)]
+            self._alphas = (key, made)
+        return self._alphas[1]
 
     def snapshot(self, params: list[Tensor]) -> list[Tensor]:
         """The current values of ``params``, copied into this object's buffers (made

@@ -151,3 +151,26 @@ def test_the_compiled_step_matches_and_a_new_learning_rate_does_not_recompile():
             frozen = F.outer_max(o, i, p.shape) == 0
             assert torch.equal(a[frozen], p[frozen])  # rate 0: not moved, bitwise
     assert counters["stats"]["unique_graphs"] - graphs == 1
+
+
+def test_a_failed_compilation_of_the_sgd_step_runs_it_eagerly(monkeypatch):
+    """A compile failure at the first call warns and runs the eager step on what the
+    compiled step was handed (learning rates as 0-d tensors, which ATen reads as
+    numbers), giving the eager bits."""
+
+    def broken(fn, **kwargs):
+        def run(*args):
+            raise RuntimeError("no C++ compiler")
+
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken)
+    params, grads, outs, ins = _case(3)
+    alphas = [-0.2] * len(params)
+    got, expected = [p.clone() for p in params], [p.clone() for p in params]
+    maths = S.StepMaths(compile=True)
+    with pytest.warns(UserWarning, match="no C\\+\\+ compiler"):
+        maths.sgd_step(got, [g.clone() for g in grads], outs, ins, alphas)
+    S.StepMaths().sgd_step(expected, [g.clone() for g in grads], outs, ins, alphas)
+    assert all(torch.equal(a, b) for a, b in zip(got, expected))
+    maths.sgd_step(got, [g.clone() for g in grads], outs, ins, alphas)  # eager from now on
