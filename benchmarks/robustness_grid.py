@@ -43,9 +43,12 @@ CANDIDATES: dict[str, dict] = {
     # factor 0.75) and a flatter r_l ("e1", epsilon 1)
     **{f"t{a:g}r75": {"intensity_per": "task", "adjustment_intensity": a, "mask_sparsity_reg_factor": 0.75} for a in (20.0, 200.0)},
     **{f"t{a:g}e1": {"intensity_per": "task", "adjustment_intensity": a, "epsilon": 1.0} for a in (20.0, 50.0, 200.0, 500.0)},
+    # every unit on at a task's start ("u01", task_embedding_init_mode U01) with HAT's
+    # regulariser factor 0.75, under plain SGD (benchmarks/grid_probes.py found it there)
+    "t20u01r75": {"intensity_per": "task", "adjustment_intensity": 20.0, "task_embedding_init_mode": "U01", "mask_sparsity_reg_factor": 0.75},
 }  # fmt: skip
 #: Candidates that take one of the above by the cell's optimizer: (adaptive, SGD-like).
-BY_OPTIMIZER = {"t20|t200": ("t20", "t200")}
+BY_OPTIMIZER = {"t20|t200": ("t20", "t200"), "t20|t20u01r75": ("t20", "t20u01r75")}
 LABELS = (*CANDIDATES, *BY_OPTIMIZER)
 DEFAULT_CANDIDATE = "a1e-2"  # the library's default when the grid was run
 #: jobs besides the candidates (each candidate job trains "adahat"): name -> strategies
@@ -114,7 +117,16 @@ ADDED_CELLS = [
          pfm(None, None, 10, "adam", 1e-3, benchmark="split_digits", batch_size=32, test_per_task=None), 252),
     Cell("pfm10_b64", "added: PFM10, 2,000 img/task, 3 ep, batch 64", pfm(10, 2000, 3, batch_size=64), 2000),
 ]  # fmt: skip
-CELLS = CELLS + ADDED_CELLS
+#: Settings chosen after AdaHAT's SGD defaults (t20u01r75) were picked, before any of their
+#: runs, to check those defaults where the choice has not looked: one split benchmark (where
+#: stability counts) and one short Permuted FMNIST (where plasticity does), both under plain SGD.
+HELD_OUT_CELLS = [
+    Cell("sfm5_sgd", "held out: Split FMNIST 5, SGD 0.05, full data, 1 ep",
+         pfm(5, None, 1, "sgd", 0.05, benchmark="split_fmnist", test_per_task=None), 12000),
+    Cell("pfm10_sgd", "held out: PFM10, SGD 0.05, 2,000 img/task, 3 ep, batch 64",
+         pfm(10, 2000, 3, "sgd", 0.05, batch_size=64), 2000),
+]  # fmt: skip
+CELLS = CELLS + ADDED_CELLS + HELD_OUT_CELLS
 CELL_BY_NAME = {c.name: c for c in CELLS}
 JOBS = (*BASE_JOBS, *CANDIDATES)
 
@@ -167,8 +179,15 @@ def params_match(label: str, params: dict) -> bool:
         float(got.pop("adjustment_intensity", -1)), want.pop("adjustment_intensity")
     )
     unit = got.pop("intensity_per", "step") == want.pop("intensity_per", "step")
-    rest = got.keys() == want.keys() and all(math.isclose(float(got[k]), want[k]) for k in got)
+    rest = got.keys() == want.keys() and all(_same(got[k], want[k]) for k in got)
     return params.get("protect") == "update" and alpha and unit and rest
+
+
+def _same(got, want) -> bool:
+    """A ``--set`` value as stored (a string or a number) against a candidate's."""
+    if isinstance(want, str):
+        return got == want
+    return math.isclose(float(got), want)
 
 
 def check_config(config: dict, cell: Cell, strategy: str, label: str, where: Path) -> None:
