@@ -131,6 +131,8 @@ class HATConfig:
 
     #: The ``adjustment_mode`` values this config takes.
     allowed_modes: ClassVar[tuple[str, ...]] = HAT_MODES
+    #: Fields that may be ``None``: chosen when training starts (AdaHAT's, by optimizer).
+    chosen_at_training: ClassVar[tuple[str, ...]] = ()
     #: The task-inference rule of ``task_ids="per_experience"`` when none is named.
     default_task_inference: ClassVar[str] = TI.DEFAULT_RULE
 
@@ -138,9 +140,11 @@ class HATConfig:
         check_one_of("adjustment_mode", self.adjustment_mode, self.allowed_modes)
         check_positive("s_max", self.s_max)
         check_positive("clamp_threshold", self.clamp_threshold)
-        check_non_negative("mask_sparsity_reg_factor", self.mask_sparsity_reg_factor)
+        if not self._left_for_training("mask_sparsity_reg_factor"):
+            check_non_negative("mask_sparsity_reg_factor", self.mask_sparsity_reg_factor)
         check_one_of("mask_sparsity_reg_mode", self.mask_sparsity_reg_mode, REG_MODES)
-        check_one_of("task_embedding_init_mode", self.task_embedding_init_mode, INIT_MODES)
+        if not self._left_for_training("task_embedding_init_mode"):
+            check_one_of("task_embedding_init_mode", self.task_embedding_init_mode, INIT_MODES)
         check_one_of("protect", self.protect, PROTECT_MODES)
         check_non_negative_int("sparsity_guard_units", self.sparsity_guard_units)
         check_bool("check_finite", self.check_finite)
@@ -159,7 +163,12 @@ class HATConfig:
                 check_positive(name, getattr(self, name))
         self._check_task_ids()
         for name in ("s_max", "clamp_threshold", "mask_sparsity_reg_factor"):
-            object.__setattr__(self, name, float(getattr(self, name)))
+            if not self._left_for_training(name):
+                object.__setattr__(self, name, float(getattr(self, name)))
+
+    def _left_for_training(self, name: str) -> bool:
+        """Whether field ``name`` is ``None``, to be chosen when training starts."""
+        return name in self.chosen_at_training and getattr(self, name) is None
 
     def _check_task_ids(self) -> None:
         """Check the task-identity fields and resolve their ``None`` defaults."""
@@ -220,8 +229,8 @@ class HATConfig:
 @dataclass(frozen=True)
 class AdaHATConfig(HATConfig):
     """AdaHAT's hyperparameters (Wang et al., ECML PKDD 2024): :class:`HATConfig`'s
-    (with ``mask_sparsity_reg_factor`` 0.1 as in AdaHAT Exp. 1 and ``protect``
-    ``"update"``) and:
+    (with ``protect`` ``"update"``, and the first mask and regulariser factor chosen by
+    optimizer, below) and:
 
     :param adjustment_mode: ``"adahat"`` (AdaHAT Eqs. 8-9: rate
         ``r_l / (S + r_l)`` with ``r_l = adjustment_intensity / (epsilon + R_l)``),
@@ -233,8 +242,8 @@ class AdaHATConfig(HATConfig):
     :param adjustment_intensity: ``alpha`` of AdaHAT Eq. 9, > 0, per step or per task
         (``intensity_per``). Default ``None``: chosen when training starts, by optimizer
         family: per task from
-        :data:`~avalanche_adahat.core.optimizers.DEFAULT_TASK_INTENSITY` (20 for adaptive
-        optimizers, 200 for SGD-like ones; docs/ROBUSTNESS_GRID.md); per step from
+        :data:`~avalanche_adahat.core.optimizers.DEFAULT_TASK_INTENSITY` (20 for both
+        families; docs/ROBUSTNESS_GRID.md); per step from
         :data:`~avalanche_adahat.core.optimizers.DEFAULT_ADJUSTMENT_INTENSITY` by optimizer
         family and ``protect`` mode (1e-2 for SGD-like optimizers and for
         ``protect="update"``, 1e-7 for adaptive optimizers with
@@ -249,6 +258,16 @@ class AdaHATConfig(HATConfig):
         ``"step"``: it is Eq. 9's ``alpha`` at every optimizer step, as in the paper.
         Default ``None``: ``"task"`` with ``protect="update"``, ``"step"`` with
         ``protect="gradient"``.
+    :param task_embedding_init_mode: as in :class:`HATConfig`. Default ``None``: chosen
+        when training starts (:data:`~avalanche_adahat.core.optimizers.DEFAULT_MASK_SETTINGS`):
+        with ``intensity_per="task"`` under an SGD-like optimizer ``"U01"`` (every unit of
+        a new task starts on), otherwise ``"N01"`` as in the paper.
+    :param mask_sparsity_reg_factor: as in :class:`HATConfig`. Default ``None``: chosen
+        with ``task_embedding_init_mode``: 0.75 (HAT's) with ``"U01"`` under an SGD-like
+        optimizer, otherwise 0.1 as in AdaHAT Exp. 1. Measured on the robustness grid: under
+        plain SGD the wide first mask and the sparser masks beat max(HAT, Naive) in every
+        SGD cell, where ``"N01"`` with 0.1 fell short in two (docs/ROBUSTNESS_GRID.md); under
+        Adam ``"U01"`` forgets on split digits.
     :param epsilon: added to the network sparsity in Eq. 9, > 0. Default 0.1.
     :param protect: default ``"update"``: the rate scales the optimizer's change of
         each parameter, so AdaHAT's soft rates mean the same under Adam as under
@@ -261,13 +280,18 @@ class AdaHATConfig(HATConfig):
     """
 
     adjustment_mode: str = "adahat"
-    mask_sparsity_reg_factor: float = 0.1
+    mask_sparsity_reg_factor: float | None = None  # type: ignore[assignment]
+    task_embedding_init_mode: str | None = None  # type: ignore[assignment]
     protect: str = "update"
     adjustment_intensity: float | None = None
     intensity_per: str | None = None
     epsilon: float = 0.1
 
     allowed_modes: ClassVar[tuple[str, ...]] = ADAHAT_MODES
+    chosen_at_training: ClassVar[tuple[str, ...]] = (
+        "mask_sparsity_reg_factor",
+        "task_embedding_init_mode",
+    )
     #: AdaHAT moves earlier tasks' networks a little, so feature statistics gathered
     #: when a task ended go stale (benchmarks/cil_drift.py: class-incremental Split
     #: FMNIST, lda_cascade 0.83 with HAT, 0.22 with AdaHAT's stored statistics): its
@@ -311,4 +335,5 @@ PAPER_ADAHAT = {
     "intensity_per": "step",
     "epsilon": 0.1,
     "mask_sparsity_reg_factor": 0.1,
+    "task_embedding_init_mode": "N01",
 }

@@ -1,6 +1,7 @@
-"""The optimizer's side of (Ada)HAT: optimizer families, the measured default
-``adjustment_intensity`` per family and ``protect`` mode, and the caveat of applying
-rates to gradients under weight decay or an adaptive optimizer (docs/ALGORITHM.md §6, §8)."""
+"""The optimizer's side of (Ada)HAT: optimizer families, AdaHAT's measured defaults per
+family (``adjustment_intensity`` per ``protect`` mode, the first mask and the regulariser
+factor), and the caveat of applying rates to gradients under weight decay or an adaptive
+optimizer (docs/ALGORITHM.md §6, §8)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ from .modes import AdjustmentMode
 __all__ = [
     "ADAPTIVE_OPTIMIZERS",
     "DEFAULT_ADJUSTMENT_INTENSITY",
+    "DEFAULT_MASK_SETTINGS",
     "DEFAULT_TASK_INTENSITY",
     "default_adjustment_intensity",
+    "default_mask_settings",
+    "optimizer_family",
     "gradient_mode_caveat",
     "update_is_scaled_gradient",
 ]
@@ -43,10 +47,26 @@ DEFAULT_ADJUSTMENT_INTENSITY = {
 
 
 #: AdaHAT's intensity per task (``intensity_per="task"``, the default with
-#: ``protect="update"``) when none is given, by optimizer family: the candidates with the
-#: largest worst case over the robustness grid and the settings it was not chosen on
-#: (docs/ROBUSTNESS_GRID.md; docs/ALGORITHM.md §8).
-DEFAULT_TASK_INTENSITY = {"sgd": 200.0, "adaptive": 20.0}
+#: ``protect="update"``) when none is given, by optimizer family: with
+#: :data:`DEFAULT_MASK_SETTINGS`, the candidates with the largest worst case over the
+#: robustness grid (docs/ROBUSTNESS_GRID.md; docs/ALGORITHM.md §8).
+DEFAULT_TASK_INTENSITY = {"sgd": 20.0, "adaptive": 20.0}
+
+#: AdaHAT's ``task_embedding_init_mode`` and ``mask_sparsity_reg_factor`` when none is given,
+#: by optimizer family and ``intensity_per``. With the per-task intensity under SGD-like
+#: optimizers every unit starts on (``"U01"``) and HAT's factor 0.75 sparsifies the masks
+#: (docs/ROBUSTNESS_GRID.md); otherwise the AdaHAT paper's ``"N01"`` and 0.1.
+DEFAULT_MASK_SETTINGS = {
+    ("sgd", "task"): {"task_embedding_init_mode": "U01", "mask_sparsity_reg_factor": 0.75},
+    ("adaptive", "task"): {"task_embedding_init_mode": "N01", "mask_sparsity_reg_factor": 0.1},
+    ("sgd", "step"): {"task_embedding_init_mode": "N01", "mask_sparsity_reg_factor": 0.1},
+    ("adaptive", "step"): {"task_embedding_init_mode": "N01", "mask_sparsity_reg_factor": 0.1},
+}
+
+
+def optimizer_family(optimizer: torch.optim.Optimizer) -> str:
+    """``"adaptive"`` (:data:`ADAPTIVE_OPTIMIZERS`) or ``"sgd"`` (any other optimizer)."""
+    return "adaptive" if isinstance(optimizer, ADAPTIVE_OPTIMIZERS) else "sgd"
 
 
 def default_adjustment_intensity(
@@ -55,10 +75,16 @@ def default_adjustment_intensity(
     """The measured default intensity for ``optimizer``'s family: per task
     (:data:`DEFAULT_TASK_INTENSITY`) or per step and ``protect`` mode
     (:data:`DEFAULT_ADJUSTMENT_INTENSITY`)."""
-    family = "adaptive" if isinstance(optimizer, ADAPTIVE_OPTIMIZERS) else "sgd"
+    family = optimizer_family(optimizer)
     if per == "task":
         return DEFAULT_TASK_INTENSITY[family]
     return DEFAULT_ADJUSTMENT_INTENSITY[(family, protect)]
+
+
+def default_mask_settings(optimizer: torch.optim.Optimizer, per: str) -> dict:
+    """AdaHAT's default first mask and regulariser factor for ``optimizer``'s family and
+    the intensity unit ``per`` (:data:`DEFAULT_MASK_SETTINGS`)."""
+    return dict(DEFAULT_MASK_SETTINGS[(optimizer_family(optimizer), per)])
 
 
 def gradient_mode_caveat(optimizer, protect: str, mode: AdjustmentMode) -> str | None:

@@ -34,6 +34,7 @@ from ..core.modes import MODES, AdjustmentMode
 from ..core.optimizers import (
     DEFAULT_ADJUSTMENT_INTENSITY,
     default_adjustment_intensity,
+    default_mask_settings,
     gradient_mode_caveat,
     update_is_scaled_gradient,
 )
@@ -306,24 +307,35 @@ class AdaHATPlugin(HATPlugin, supports_distributed=True):  # type: ignore[call-a
 
     :class:`HATPlugin` with an :class:`~avalanche_adahat.core.config.AdaHATConfig`
     (AdaHAT's adjustment modes, ``adjustment_intensity``, ``epsilon``, and its
-    defaults: ``mask_sparsity_reg_factor`` 0.1, ``protect="update"``). The
-    paper's configuration: ``AdaHATPlugin(**PAPER_ADAHAT)``. Its modes' rates read
-    ``adjustment_intensity`` and ``epsilon`` (:meth:`.AdjustmentRates.layer_r`). The
-    attribute ``intensity`` is the intensity in use (configured, or the default for the
-    optimizer), ``adjustment_intensity`` the per-step ``alpha``: with
-    ``intensity_per="task"`` the intensity over the planned steps of the task being trained.
+    defaults: ``protect="update"``; the intensity, the first mask and the regulariser
+    factor by optimizer family). The paper's configuration:
+    ``AdaHATPlugin(**PAPER_ADAHAT)``. Its modes' rates read ``adjustment_intensity`` and
+    ``epsilon`` (:meth:`.AdjustmentRates.layer_r`). The attribute ``intensity`` is the
+    intensity in use (configured, or the default for the optimizer),
+    ``adjustment_intensity`` the per-step ``alpha``: with ``intensity_per="task"`` the
+    intensity over the planned steps of the task being trained. The fields left ``None``
+    (``adjustment_intensity``, ``task_embedding_init_mode``, ``mask_sparsity_reg_factor``)
+    are chosen when training starts and set as attributes.
     """
 
     config_class = AdaHATConfig
 
     def before_training(self, strategy, **kwargs):
+        self._choose_defaults(strategy.optimizer)
         super().before_training(strategy, **kwargs)
+
+    def _choose_defaults(self, optimizer) -> None:
+        """The fields left ``None``, chosen for ``optimizer``'s family
+        (:mod:`avalanche_adahat.core.optimizers`, docs/ALGORITHM.md §8)."""
         self.intensity = self.config.adjustment_intensity  # per step or per task, as configured
         if self.intensity is None:
             self.intensity = default_adjustment_intensity(
-                strategy.optimizer, self.protect, self.intensity_per
+                optimizer, self.protect, self.intensity_per
             )
         self.adjustment_intensity = self.intensity
+        for name, value in default_mask_settings(optimizer, self.intensity_per).items():
+            if getattr(self.config, name) is None:
+                setattr(self, name, value)
 
     def before_training_exp(self, strategy, **kwargs):
         if self.intensity_per == "task":  # alpha per step: the task's intensity / its steps

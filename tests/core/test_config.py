@@ -30,18 +30,18 @@ def test_defaults_are_the_documented_ones():
         0.75,
         "gradient",
     )
-    assert (ada.adjustment_mode, ada.mask_sparsity_reg_factor, ada.protect) == (
-        "adahat",
-        0.1,
-        "update",
-    )
+    assert (ada.adjustment_mode, ada.protect) == ("adahat", "update")
+    # chosen by optimizer when training starts (tests/training/test_intensity_per_task.py)
+    assert (ada.mask_sparsity_reg_factor, ada.task_embedding_init_mode) == (None, None)
     assert (ada.adjustment_intensity, ada.intensity_per, ada.epsilon, ada.s_max) == (
         None,
         "task",
         0.1,
         400.0,
     )
-    assert AdaHATConfig(**PAPER_ADAHAT).adjustment_intensity == 1e-6
+    paper = AdaHATConfig(**PAPER_ADAHAT)
+    assert (paper.adjustment_intensity, paper.mask_sparsity_reg_factor) == (1e-6, 0.1)
+    assert paper.task_embedding_init_mode == "N01"
 
 
 @pytest.mark.parametrize(
@@ -60,6 +60,11 @@ def test_defaults_are_the_documented_ones():
         (AdaHATConfig, {"epsilon": -0.1}, ["epsilon", "-0.1"]),
         (AdaHATConfig, {"alpha": 0.5}, ["alpha", "adjustment_intensity"]),
         (AdaHATConfig, {"adjustment_mode": "hat"}, ["adjustment_mode", "'hat'", "adahat_no_sum"]),
+        # None means "chosen when training starts" for AdaHAT only
+        (HATConfig, {"mask_sparsity_reg_factor": None}, ["mask_sparsity_reg_factor", "None"]),
+        (HATConfig, {"task_embedding_init_mode": None}, ["task_embedding_init_mode", "None"]),
+        (AdaHATConfig, {"task_embedding_init_mode": "N02"}, ["task_embedding_init_mode", "'N02'"]),
+        (AdaHATConfig, {"mask_sparsity_reg_factor": -1}, ["mask_sparsity_reg_factor", "-1"]),
     ],
 )
 def test_bad_values_are_refused_naming_parameter_and_value(cls, kwargs, words):

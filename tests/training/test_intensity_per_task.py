@@ -83,15 +83,15 @@ def test_the_default_unit_follows_protect(tiny_benchmark):
 
 
 @pytest.mark.parametrize(
-    "make_optimizer, intensity",
+    "make_optimizer, intensity, init_mode, reg_factor",
     [
-        (lambda p: torch.optim.Adam(p, lr=1e-2), 20.0),
-        (lambda p: torch.optim.SGD(p, lr=0.1), 200.0),
-        (lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9), 200.0),
+        (lambda p: torch.optim.Adam(p, lr=1e-2), 20.0, "N01", 0.1),
+        (lambda p: torch.optim.SGD(p, lr=0.1), 20.0, "U01", 0.75),
+        (lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9), 20.0, "U01", 0.75),
     ],
 )
-def test_the_default_intensity_per_task_follows_the_optimizer(
-    make_optimizer, intensity, tiny_benchmark
+def test_the_defaults_per_task_follow_the_optimizer(
+    make_optimizer, intensity, init_mode, reg_factor, tiny_benchmark
 ):
     from avalanche_adahat.core.optimizers import DEFAULT_TASK_INTENSITY
 
@@ -109,3 +109,38 @@ def test_the_default_intensity_per_task_follows_the_optimizer(
     strategy.train(exp)
     assert plugin.intensity == intensity in DEFAULT_TASK_INTENSITY.values()
     assert plugin.adjustment_intensity == intensity / (2 * -(-len(exp.dataset) // 16))
+    assert (plugin.task_embedding_init_mode, plugin.mask_sparsity_reg_factor) == (
+        init_mode,
+        reg_factor,
+    )
+    assert plugin.config.task_embedding_init_mode is None  # the config keeps "not given"
+    assert model.task_embedding_init_mode == init_mode  # the mode new embeddings are drawn by
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        {"task_embedding_init_mode": "N01"},
+        {"mask_sparsity_reg_factor": 0.3},
+        {"intensity_per": "step"},  # the per-step unit keeps the paper's first mask
+    ],
+)
+def test_what_is_given_is_kept_and_only_the_rest_chosen_by_optimizer(given, tiny_benchmark):
+    torch.manual_seed(0)
+    model = HATMLP(8, (16, 16))
+    strategy = AdaHAT(
+        model=model,
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+        train_mb_size=16,
+        evaluator=EvaluationPlugin(loggers=[]),
+        **given,
+    )
+    plugin = next(p for p in strategy.plugins if type(p).__name__ == "AdaHATPlugin")
+    strategy.train(tiny_benchmark.train_stream[0])
+    expected = {"task_embedding_init_mode": "U01", "mask_sparsity_reg_factor": 0.75}
+    if given.get("intensity_per") == "step":
+        expected = {"task_embedding_init_mode": "N01", "mask_sparsity_reg_factor": 0.1}
+    expected |= {k: v for k, v in given.items() if k in expected}
+    got = {k: getattr(plugin, k) for k in expected}
+    assert got == expected
+    assert model.task_embedding_init_mode == expected["task_embedding_init_mode"]
