@@ -141,10 +141,10 @@ def table(args: argparse.Namespace) -> int:
     """Margin over max(HAT, Naive), paired per seed; accuracy when learnt and BWT per probe."""
     probes = args.probes.split(",") if args and args.probes else list(PROBES)
     runs = {p: stored(p)["runs"] for p in probes}
-    cells = [G.CELL_BY_NAME[n] for n in CELLS]
+    cells = [G.CELL_BY_NAME[n] for n in (args.cells.split(",") if args and args.cells else CELLS)]
     data = G.load(G.REPO, cells)
     labels = ["t20|t200", *probes]
-    print("| cell | " + " | ".join(labels) + " |")
+    print("| cell | " + " | ".join(label.replace("|", "\\|") for label in labels) + " |")
     print("| --- |" + " ---: |" * len(labels))
     for cell in cells:
         row = []
@@ -175,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--seeds", default="0,1,2")
     t = sub.add_parser("table", help="print the margins (Markdown)")
     t.add_argument("--probes", help="comma list (default all)")
+    t.add_argument("--cells", help=f"comma list (default {','.join(CELLS)})")
     args = parser.parse_args(argv)
     return run(args) if args.command == "run" else table(args)
 

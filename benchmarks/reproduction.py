@@ -176,7 +176,7 @@ def rows() -> list[dict]:
             "(docs/ROBUSTNESS_GRID.md: the grid behind the defaults)",
         )  # fmt: skip
     row(
-        PFM20, "AdaHAT vs HAT", "SGD lr 0.05 (AdaHAT: intensity 200 per task)",
+        PFM20, "AdaHAT vs HAT", "SGD lr 0.05 (AdaHAT's SGD defaults)",
         "AdaHAT paper: AdaHAT above HAT",
         load("pfm20_sgd_adahat_task", "adahat"), [load("pfm20_sgd", "hat")],
         beats,

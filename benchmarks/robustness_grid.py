@@ -18,6 +18,7 @@ import gzip
 import json
 import math
 import os
+import re
 import shlex
 import statistics
 import subprocess
@@ -215,6 +216,8 @@ def load(root: Path, cells: list[Cell], reuse: bool = True) -> dict:
     for cell in cells:
         sources = [(root / f, s, k) for k, (f, s) in cell.reuse.items()] if reuse else []
         for path in sorted((root / GRID).glob(f"{cell.name}_s*/*/results.json*")):
+            if not re.fullmatch(rf"{re.escape(cell.name)}_s\d+", path.parent.parent.name):
+                continue  # another cell whose name starts with this one's (sfm5_sgd, sfm5)
             job = path.parent.name
             for label in labels_of(job):
                 sources.append((path.parent, "adahat" if job in CANDIDATES else label, label))
@@ -318,7 +321,7 @@ def summary(args: argparse.Namespace) -> int:
     record = {"command": command, "commits": commits, "candidates": CANDIDATES, "accuracy": accuracy}  # fmt: skip
     record["cells"] = {c.name: {**c.__dict__, "steps_per_task": c.steps} for c in cells}
     record |= {k: result[k] for k in ("margins", "worst", "winner", "ewc")}  # jobs: job.json
-    (root / GRID / "grid.json").write_text(json.dumps(record, indent=1) + "\n")
+    (root / GRID / "grid.json").write_text(json.dumps(record, separators=(",", ":")) + "\n")
     (root / GRID / "README.md").write_text(README.format(", ".join(commits) or "-", command))
     print(f"wrote {study}, {GRID}/margin.png, grid.json, README.md; winner {result['winner']}")
     return 0

@@ -131,9 +131,26 @@ def markdown(data: dict, result: dict, cells: list[Cell], command: str, commits:
         out.append(f"| {c} | {fmt(accuracies(data[c], 'ewc'))} | {other} | {diff} | {win} |")
     out += ["", "## Sources and commands", "", "Reused folders (settings checked field by field):", ""]  # fmt: skip
     out += [f"- {c.name} / {k}: `{f}` (strategy `{s}`)" for c in cells if c.name in names for k, (f, s) in c.reuse.items()]  # fmt: skip
-    out += ["", "Grid jobs, each with its wall time as measured by `run`:", "", "```"]
-    out += [f"# {j['wall_seconds']:.0f} s, commit {j['commit']}\n{j['command']}" for j in jobs]
-    return "\n".join(out + ["```", ""])
+    out += _jobs_summary(jobs)
+    return "\n".join(out + [""])
+
+
+def _jobs_summary(jobs: list) -> list[str]:
+    """The grid's own jobs per folder of seeds: how many, their commits and wall time. Each
+    job's exact command, commit and wall seconds are in its ``job.json``."""
+    out = ["", f"Grid jobs: {len(jobs)}. Each folder's `job.json` holds the job's exact command,",
+           "commit and wall seconds, as `run` measured them. Per folder of seeds:", "",
+           "| folder | jobs | commits | wall s |", "| --- | ---: | --- | ---: |"]  # fmt: skip
+    folders: dict = {}
+    for j in jobs:
+        folders.setdefault(Path(j["folder"]).parent.name, []).append(j)
+    for name, js in sorted(folders.items()):
+        commits = ", ".join(sorted({j["commit"] for j in js}))
+        wall = sum(j["wall_seconds"] for j in js)
+        out.append(f"| {name} | {len(js)} | {commits} | {wall:.0f} |")
+    if jobs:
+        out += ["", "For example (the first job):", "", "```", jobs[0]["command"], "```"]
+    return out
 
 
 def heatmap(result: dict, path: Path, caption: str) -> None:

@@ -51,7 +51,8 @@ def run(name: str, logdir: Path, epochs: int, seed: int) -> dict:
         evaluator=evaluator,
     )
     if name == "AdaHAT":
-        # AdaHAT's defaults: under SGD an intensity of 200 per task (docs/ALGORITHM.md §8).
+        # AdaHAT's defaults under SGD: every unit on at a task's start, regulariser factor
+        # 0.75, intensity 20 per task (docs/ALGORITHM.md §8).
         strategy = AdaHAT(**common)
     else:
         strategy = HAT(**common)
