@@ -37,7 +37,8 @@ __all__ = [
 
 
 # The library's defaults (docs/ROBUSTNESS_GRID.md): AdaHAT protect="update" with the measured
-# intensity per task, reg 0.1; HAT reg 0.75. The paper's AdaHAT: --set adahat.protect=gradient
+# intensity per task, first mask and reg by optimizer (Adam: N01, reg 0.1; SGD: U01, reg 0.75);
+# HAT reg 0.75. The paper's AdaHAT: --set adahat.protect=gradient
 # --set adahat.adjustment_intensity=1e-6 (per step, the unit with protect="gradient").
 _ADAHAT: dict[str, Any] = {}
 _HAT: dict[str, Any] = {}
