@@ -65,13 +65,13 @@ PROBES = {
     "last_t20": (None, 20.0, 200.0, LAST),
     "u01r75_t20": (None, 20.0, 200.0, {**U01, "mask_sparsity_reg_factor": 0.75}),
     "u01r75_t5": (None, 5.0, 50.0, {**U01, "mask_sparsity_reg_factor": 0.75}),
-    # plain SGD only (sgd_s80, digits_sgd): the first mask's probes that came nearest there
+    # plain SGD cells only (sgd_s80, digits_sgd; sgd_s470 for two): the nearest there
     "u01r75_t2": (None, 2.0, 20.0, {**U01, "mask_sparsity_reg_factor": 0.75}),
     "u01r150_t5": (None, 5.0, 50.0, {**U01, "mask_sparsity_reg_factor": 1.5}),
     "u01r150_t2": (None, 2.0, 20.0, {**U01, "mask_sparsity_reg_factor": 1.5}),
     "u01r75_t10": (None, 10.0, 100.0, {**U01, "mask_sparsity_reg_factor": 0.75}),
 }
-#: the cells the library's default t20|t200 misses, and pfm20_s50, its binding cell on the other side
+#: the cells the previous default t20|t200 missed, and pfm20_s50, its binding cell on the other side
 CELLS = ("pfm20_s50", "sgd_s80", "sdigits", "digits_sgd", "digits_adam")
 
 
@@ -96,12 +96,10 @@ def stored(label: str) -> dict:
 
 def record(results: dict) -> dict:
     """``{seed: {avg_acc, bwt, learnt}}`` of the AdaHAT run in a results.json."""
-    per_seed = results["strategies"]["adahat"]["per_seed"]
     out = {}
-    for seed, ps in per_seed.items():
-        m = ps["acc_matrix"]
-        learnt = statistics.fmean(m[i][i] for i in range(len(m)))
-        out[seed] = {"avg_acc": ps["avg_acc"], "bwt": ps["bwt"], "learnt": round(learnt, 6)}
+    for seed, ps in results["strategies"]["adahat"]["per_seed"].items():
+        r = G.seed_record(ps)
+        out[seed] = r | {"learnt": round(r["learnt"], 6)}
     return out
 
 

@@ -209,6 +209,14 @@ def read_results(folder: Path) -> dict:
     return json.loads(plain.read_text() if plain.exists() else gzip.decompress(packed.read_bytes()))
 
 
+def seed_record(per_seed: dict) -> dict:
+    """One seed's average accuracy, BWT and accuracy when learnt (the mean of the accuracy
+    matrix's diagonal) from its results.json entry."""
+    m = per_seed["acc_matrix"]
+    learnt = statistics.fmean(m[i][i] for i in range(len(m)))
+    return {"avg_acc": per_seed["avg_acc"], "bwt": per_seed["bwt"], "learnt": learnt}
+
+
 def load(root: Path, cells: list[Cell], reuse: bool = True) -> dict:
     """``{cell: {label: {seed: record}}}`` from the grid folders under ``root`` (the
     repository) and, with ``reuse``, the cells' reused folders (grid folders win)."""
@@ -228,10 +236,7 @@ def load(root: Path, cells: list[Cell], reuse: bool = True) -> dict:
             check_config(results["config"], cell, strategy, label, folder)
             source = str(folder.relative_to(root))
             for seed, ps in results["strategies"][strategy]["per_seed"].items():
-                m = ps["acc_matrix"]  # accuracy when learnt: mean of the diagonal
-                learnt = statistics.fmean(m[i][i] for i in range(len(m)))
-                record = {"avg_acc": ps["avg_acc"], "bwt": ps["bwt"], "learnt": learnt}
-                record["source"] = source
+                record = seed_record(ps) | {"source": source}
                 data[cell.name].setdefault(label, {})[int(seed)] = record
         sgd = cell.settings.get("optimizer") == "sgd"
         for label, (adaptive, sgd_like) in BY_OPTIMIZER.items():
